@@ -1,0 +1,27 @@
+# replctl — the two quickstart commands are `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/cfn-lint -- cfn/*.yaml
+
+demo: $(STAMP)
+	$(BIN)/replctl --help
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
