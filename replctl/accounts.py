@@ -1,0 +1,283 @@
+"""`validate-accounts`: is every account ready for the StackSet?
+
+Fetching (I/O: STS, IAM in the admin and each target account) and judging (pure: turning facts
+into pass/fail rows with a fix hint each) are separate, so the judging is tested without AWS.
+Target accounts are read concurrently through the execution role — which also proves it can
+be assumed, the thing CloudFormation will need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from replctl.aws import SessionFactory, error_code, translate
+from replctl.config import REGION_RE, Config, Environment
+
+#: IAM path of every role the template creates; a role at this path is "ours".
+ROLE_PATH = "/replctl/"
+DEFAULT_REPLICATION_ROLE_NAME = "replctl-replication-agent"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the report."""
+
+    scope: str
+    check: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    """What IAM said about a role: exists (None = could not tell), its path and trust policy."""
+
+    exists: bool | None
+    path: str | None = None
+    trust: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AdminFacts:
+    identity_account: str | None
+    identity_arn: str | None
+    identity_error: str | None
+    administration_role: RoleFacts
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    environment: str
+    account: str
+    assume_error: str | None
+    execution_role: RoleFacts
+    replication_role: RoleFacts
+
+
+# --------------------------------------------------------------------------- fetch (I/O)
+
+
+def _role(iam: Any, name: str) -> RoleFacts:
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except Exception as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return RoleFacts(exists=False)
+        return RoleFacts(exists=None, error=translate(exc).message)
+    trust = role.get("AssumeRolePolicyDocument")
+    if isinstance(trust, str):  # IAM returns it URL-encoded on the wire; boto3 usually decodes
+        trust = json.loads(unquote(trust))
+    return RoleFacts(exists=True, path=role.get("Path"), trust=trust)
+
+
+def replication_role_name(config: Config) -> str:
+    return config.parameters.get("ReplicationRoleName", DEFAULT_REPLICATION_ROLE_NAME)
+
+
+def fetch_admin(config: Config, factory: SessionFactory) -> AdminFacts:
+    try:
+        ident = factory.caller_identity()
+        account, arn, err = ident["Account"], ident["Arn"], None
+    except Exception as exc:
+        account, arn, err = None, None, translate(exc).message
+    role = RoleFacts(exists=None, error="skipped: no working credentials")
+    if err is None:
+        iam = factory.client("iam", region=config.stackset.home_region)
+        role = _role(iam, config.stackset.administration_role_name)
+    return AdminFacts(account, arn, err, role)
+
+
+def fetch_target(config: Config, factory: SessionFactory, env: Environment, account: str) -> TargetFacts:
+    region = config.stackset.home_region
+    role_arn = f"arn:aws:iam::{account}:role/{config.stackset.execution_role_name}"
+    try:
+        iam = factory.client("iam", region=region, account=account, role_arn=role_arn)
+        # Force the AssumeRole now so a failure is reported as such, not as an IAM error.
+        factory.session(account, role_arn).get_credentials().get_frozen_credentials()
+    except Exception as exc:
+        unknown = RoleFacts(exists=None, error="not checked: the role could not be assumed")
+        return TargetFacts(env.name, account, translate(exc).message, unknown, unknown)
+    return TargetFacts(
+        env.name,
+        account,
+        None,
+        _role(iam, config.stackset.execution_role_name),
+        _role(iam, replication_role_name(config)),
+    )
+
+
+def fetch(config: Config, factory: SessionFactory, envs: Iterable[Environment]) -> tuple[AdminFacts, list[TargetFacts]]:
+    """Read everything the checks need; targets concurrently."""
+    admin = fetch_admin(config, factory)
+    jobs = [(env, acct) for env in envs for acct in env.account_ids]
+    if admin.identity_error is not None:
+        return admin, []
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool:
+        targets = list(pool.map(lambda j: fetch_target(config, factory, j[0], j[1]), jobs))
+    return admin, targets
+
+
+# --------------------------------------------------------------------------- judge (pure)
+
+
+def _statements(policy: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not policy:
+        return []
+    st = policy.get("Statement", [])
+    return [st] if isinstance(st, dict) else list(st)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def principal_account(principal: str) -> str | None:
+    """The account an AWS principal belongs to ('*' and unparseable values → None)."""
+    if principal.isdigit() and len(principal) == 12:
+        return principal
+    parts = principal.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[4].isdigit():
+        return parts[4]
+    return None
+
+
+def trusted_principals(policy: dict[str, Any] | None) -> tuple[set[str], set[str], list[str]]:
+    """(accounts trusted through AWS principals, services trusted, anything else trusted)."""
+    accounts: set[str] = set()
+    services: set[str] = set()
+    other: list[str] = []
+    for st in _statements(policy):
+        if st.get("Effect") != "Allow":
+            continue
+        principal = st.get("Principal", {})
+        if principal == "*":
+            other.append("*")
+            continue
+        for kind, values in (principal or {}).items():
+            for v in _as_list(values):
+                if kind == "AWS":
+                    acct = principal_account(str(v))
+                    if acct is None:
+                        other.append(str(v))
+                    else:
+                        accounts.add(acct)
+                elif kind == "Service":
+                    services.add(str(v))
+                else:
+                    other.append(f"{kind}:{v}")
+    return accounts, services, other
+
+
+def evaluate(config: Config, admin: AdminFacts, targets: list[TargetFacts],
+             envs: Iterable[Environment] | None = None) -> list[Check]:
+    """Turn the facts into report rows, in a stable order."""
+    checks = list(config_checks(config, envs))
+    a = config.admin.account_id
+    scope = f"admin {a}"
+    if admin.identity_error is not None:
+        checks.append(Check(scope, "credentials work", False, admin.identity_error,
+                            "configure credentials for the admin account (--profile), or use --sandbox"))
+        return checks
+    if admin.identity_account != a:
+        checks.append(Check(scope, "caller is in the admin account", False,
+                            f"credentials belong to {admin.identity_account} ({admin.identity_arn})",
+                            f"use credentials of account {a}, or set admin.role_arn to a role there"))
+    else:
+        checks.append(Check(scope, "caller is in the admin account", True, str(admin.identity_arn)))
+    name = config.stackset.administration_role_name
+    if config.stackset.permission_model == "SELF_MANAGED":
+        checks.append(_admin_role_check(scope, name, admin.administration_role))
+    for t in targets:
+        checks.extend(_target_checks(config, t))
+    return checks
+
+
+def config_checks(config: Config, envs: Iterable[Environment] | None = None) -> list[Check]:
+    """Checks that need no AWS: they passed at load time, listed so the report is complete."""
+    rows = []
+    for env in envs if envs is not None else config.environments:
+        bad = [r for r in env.regions if not REGION_RE.match(r)]
+        rows.append(Check(f"{env.name}", "regions are well-formed", not bad,
+                          ", ".join(env.regions) if not bad else f"bad: {', '.join(bad)}",
+                          None if not bad else "use region names like us-east-1"))
+        expected = f"{config.ssm_prefix}/{env.name}/config"
+        rows.append(Check(f"{env.name}", "SSM path follows the naming", env.ssm_path == expected, env.ssm_path,
+                          None if env.ssm_path == expected else f"set ssm_path to {expected}"))
+    return rows
+
+
+def _admin_role_check(scope: str, name: str, role: RoleFacts) -> Check:
+    fix = "deploy cfn/stackset-administration-role.yaml in the admin account"
+    if role.exists is None:
+        return Check(scope, f"administration role {name} exists", False, role.error or "unknown", fix)
+    if not role.exists:
+        return Check(scope, f"administration role {name} exists", False, "no such role", fix)
+    _, services, _ = trusted_principals(role.trust)
+    if "cloudformation.amazonaws.com" not in services:
+        return Check(scope, f"administration role {name} trusts CloudFormation", False,
+                     f"trusted services: {', '.join(sorted(services)) or 'none'}",
+                     "its trust policy must allow cloudformation.amazonaws.com to sts:AssumeRole")
+    return Check(scope, f"administration role {name} exists and trusts CloudFormation", True, "ok")
+
+
+def _target_checks(config: Config, t: TargetFacts) -> list[Check]:
+    scope = f"{t.environment} {t.account}"
+    exec_name = config.stackset.execution_role_name
+    admin = config.admin.account_id
+    boot = f"deploy cfn/stackset-execution-role.yaml in account {t.account} (AdminAccountId={admin})"
+    if t.assume_error is not None:
+        return [Check(scope, f"execution role {exec_name} can be assumed", False, t.assume_error,
+                      f"{boot}; it must trust account {admin}, and your identity must be allowed to assume it")]
+    rows = [Check(scope, f"execution role {exec_name} can be assumed", True, "ok")]
+    role = t.execution_role
+    if role.exists is None:
+        rows.append(Check(scope, f"execution role {exec_name} exists", False, role.error or "unknown",
+                          "allow the execution role iam:GetRole on itself"))
+    elif not role.exists:
+        rows.append(Check(scope, f"execution role {exec_name} exists", False, "no such role", boot))
+    else:
+        rows.append(Check(scope, f"execution role {exec_name} exists", True, "ok"))
+        accounts, services, other = trusted_principals(role.trust)
+        wrong = sorted(accounts - {admin}) + sorted(services) + other
+        if admin not in accounts:
+            rows.append(Check(scope, f"execution role trusts the admin account {admin}", False,
+                              f"trusts {', '.join(sorted(accounts) + sorted(services) + other) or 'nobody'}",
+                              f"{boot.replace('deploy', 're-deploy')}"))
+        elif wrong:
+            rows.append(Check(scope, f"execution role trusts only the admin account {admin}", False,
+                              f"also trusts {', '.join(wrong)}",
+                              "remove every other principal from its trust policy"))
+        else:
+            rows.append(Check(scope, f"execution role trusts only the admin account {admin}", True, "ok"))
+    rep = t.replication_role
+    rep_name = replication_role_name(config)
+    label = f"replication role name {rep_name} is free or ours"
+    if rep.exists is None:
+        rows.append(Check(scope, label, False, rep.error or "unknown", "allow the execution role iam:GetRole"))
+    elif not rep.exists:
+        rows.append(Check(scope, label, True, "free"))
+    elif rep.path == ROLE_PATH:
+        rows.append(Check(scope, label, True, f"ours (path {ROLE_PATH})"))
+    else:
+        rows.append(Check(scope, label, False, f"a role with this name exists at path {rep.path}, not ours",
+                          "choose another parameters.ReplicationRoleName, or remove that role"))
+    return rows
+
+
+def validate_accounts(config: Config, factory: SessionFactory, envs: Iterable[Environment]) -> list[Check]:
+    """Fetch, then judge."""
+    envs = tuple(envs)
+    admin, targets = fetch(config, factory, envs)
+    return evaluate(config, admin, targets, envs)
