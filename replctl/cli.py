@@ -296,6 +296,20 @@ def package_cmd(
     st.output.table(table)
 
 
+def _register_command_modules() -> None:
+    """Import every module in replctl.commands; each adds its commands to `app`."""
+    import importlib
+    import pkgutil
+
+    from replctl import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"replctl.commands.{info.name}")
+
+
+_register_command_modules()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
