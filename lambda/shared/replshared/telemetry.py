@@ -1,0 +1,89 @@
+"""Structured JSON logs and Embedded Metric Format (EMF) metrics.
+
+Logs: aws-lambda-powertools `Logger` (JSON lines with the request id injected by the handler
+decorator). Metrics: one EMF line per (metric, dimension set), serialised and validated by
+powertools' `SingleMetric`. Powertools would add a `service` dimension taken from
+POWERTOOLS_SERVICE_NAME; the alarms in the template match the contract's dimensions exactly
+(CloudWatch needs an exact dimension match), so the service dimension is switched off here.
+
+Counts are accumulated during an invocation and flushed once at its end, so a batch of 100
+stream records writes one `ItemsPropagated` line, not 100.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics.base import SingleMetric
+
+_LOGGERS: dict[str, Logger] = {}
+
+
+def get_logger(default_service: str) -> Logger:
+    """The function's logger (service name from POWERTOOLS_SERVICE_NAME when set)."""
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME") or default_service
+    if service not in _LOGGERS:
+        _LOGGERS[service] = Logger(service=service)
+    return _LOGGERS[service]
+
+
+class Metrics:
+    """Collects metrics for one invocation and writes them as EMF lines on `flush`."""
+
+    def __init__(self, namespace: str, *, stream: Any = None) -> None:
+        self.namespace = namespace
+        self._stream = stream
+        self._counts: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._values: list[tuple[str, str, float, tuple[tuple[str, str], ...]]] = []
+
+    def count(self, name: str, dimensions: Mapping[str, str], value: float = 1) -> None:
+        """Add to a Count metric; summed until flush."""
+        key = (name, tuple(sorted(dimensions.items())))
+        self._counts[key] = self._counts.get(key, 0) + value
+
+    def value(self, name: str, unit: str, value: float, dimensions: Mapping[str, str]) -> None:
+        """Record one measured value (e.g. a lag in Seconds)."""
+        self._values.append((name, unit, float(value), tuple(sorted(dimensions.items()))))
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Write every pending metric as an EMF line; returns the documents written."""
+        pending = [(n, "Count", v, d) for (n, d), v in sorted(self._counts.items())] + self._values
+        self._counts = {}
+        self._values = []
+        written = []
+        out = self._stream or sys.stdout
+        for name, unit, value, dims in pending:
+            metric = SingleMetric(namespace=self.namespace, service="")
+            metric.add_metric(name=name, unit=unit, value=value)
+            for dim_name, dim_value in dims:
+                metric.add_dimension(name=dim_name, value=dim_value)
+            document = metric.serialize_metric_set()
+            out.write(json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n")
+            written.append(document)
+        if hasattr(out, "flush"):
+            out.flush()
+        return written
+
+
+def event_shape(event: Any) -> dict[str, Any]:
+    """What an event looks like, for a log line, without any of its values."""
+    shape: dict[str, Any] = {"type": type(event).__name__}
+    if isinstance(event, dict):
+        shape["keys"] = sorted(str(k) for k in event)[:20]
+        for key in ("source", "detail-type"):
+            if isinstance(event.get(key), str):
+                shape[key] = event[key][:200]
+        records = event.get("Records")
+        if isinstance(records, list):
+            shape["records"] = len(records)
+            first = records[0] if records else None
+            if isinstance(first, dict):
+                for key in ("eventSource", "eventName", "EventSource"):
+                    if isinstance(first.get(key), str):
+                        shape[f"first_record_{key}"] = first[key][:200]
+    return shape
