@@ -1,0 +1,134 @@
+"""`replctl sandbox start|stop|status|reset|invoke`: the local estate on an emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from replctl.cli import app, guarded, state
+
+sandbox_app = typer.Typer(
+    help="Run the whole estate locally on moto's server: an admin account and dev, staging, prod accounts "
+    "bootstrapped with the StackSet roles. Then use `--sandbox` (or REPLCTL_SANDBOX=1) on any command.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.callback()
+def _sandbox_mode(ctx: typer.Context) -> None:
+    # Every sandbox subcommand works on the sandbox estate (environments.sandbox.yaml).
+    state(ctx).sandbox = True
+
+
+@sandbox_app.command("start")
+@guarded
+def start_cmd(
+    ctx: typer.Context,
+    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0 = any free port)."),
+) -> None:
+    """Start the emulator in the background (idempotent) and bootstrap the accounts."""
+    from replctl.sandbox.bootstrap import bootstrap
+    from replctl.sandbox.state import start_server
+
+    st = state(ctx)
+    info, started = start_server(port)
+    if started:
+        st.output.info(f"sandbox started at {info.endpoint} (pid {info.pid}, log {info.log})")
+        summary = bootstrap(st.config(), info.endpoint, log=st.output.info)
+    else:
+        st.output.info(f"sandbox already running at {info.endpoint} (pid {info.pid})")
+        summary = None
+    if st.output.json:
+        st.output.emit_json({"endpoint": info.endpoint, "pid": info.pid, "started": started, "bootstrap": summary})
+
+
+@sandbox_app.command("stop")
+@guarded
+def stop_cmd(ctx: typer.Context) -> None:
+    """Stop the emulator; its state is discarded and no process is left behind."""
+    from replctl.sandbox.state import stop_server
+
+    st = state(ctx)
+    info = stop_server()
+    if st.output.json:
+        st.output.emit_json({"stopped": info is not None, "pid": info.pid if info else None})
+    elif info is None:
+        st.output.info("sandbox was not running")
+    else:
+        st.output.info(f"sandbox stopped (pid {info.pid})")
+
+
+@sandbox_app.command("status")
+@guarded
+def status_cmd(ctx: typer.Context) -> None:
+    """Is the emulator running, where, and is it answering? Exit 40 when it is not running."""
+    from replctl.errors import SandboxError
+    from replctl.sandbox.state import healthy, running
+
+    st = state(ctx)
+    info = running()
+    ok = info is not None and healthy(info.endpoint)
+    if st.output.json:
+        st.output.emit_json({"running": info is not None, "healthy": ok, **(info.to_dict() if info else {})})
+    elif info is not None:
+        st.output.line(f"sandbox running at {info.endpoint} (pid {info.pid}); "
+                       f"{'answering' if ok else 'NOT answering'}; log {info.log}")
+    if info is None:
+        raise SandboxError("the sandbox is not running", hint="run `replctl sandbox start`")
+    if not ok:
+        raise SandboxError(f"the sandbox process {info.pid} does not answer", hint="run `replctl sandbox stop`")
+
+
+@sandbox_app.command("reset")
+@guarded
+def reset_cmd(ctx: typer.Context) -> None:
+    """Forget every resource in the emulator, then bootstrap the accounts again."""
+    from replctl.errors import SandboxError
+    from replctl.sandbox.bootstrap import bootstrap
+    from replctl.sandbox.state import post, running
+
+    st = state(ctx)
+    info = running()
+    if info is None:
+        raise SandboxError("the sandbox is not running", hint="run `replctl sandbox start`")
+    post(info.endpoint, "/moto-api/reset")
+    summary = bootstrap(st.config(), info.endpoint, log=st.output.info)
+    if st.output.json:
+        st.output.emit_json({"reset": True, "bootstrap": summary})
+    else:
+        st.output.info("sandbox reset and bootstrapped")
+
+
+@sandbox_app.command("invoke")
+@guarded
+def invoke_cmd(
+    ctx: typer.Context,
+    function: str = typer.Argument(..., help="replication-monitor, config-validator or stream-processor."),
+    env: str = typer.Option(..., "--env", "-e", help="Environment whose deployed function to run."),
+    event: Path = typer.Option(None, "--event", help="Event JSON file (default: a built-in event for the function).",
+                               exists=True, dir_okay=False),
+    kind: str = typer.Option(None, "--kind", help="Built-in event when --event is absent: schedule, "
+                             "ssm-change, stream (reads the table's stream), validation."),
+    name: str = typer.Option(None, "--name", help="Parameter name for --kind ssm-change."),
+) -> None:
+    """Run a function's real handler in-process against the sandbox, as `sam local invoke` would.
+
+    The handler gets the environment variables of the deployed function and credentials of the
+    function's account; its EMF metric lines are delivered to the sandbox's CloudWatch.
+    """
+    from replctl.sandbox.invoke import invoke
+
+    st = state(ctx)
+    st.config()
+    st.factory()  # checks the sandbox is running
+    payload = json.loads(event.read_text()) if event is not None else None
+    result = invoke(st.config(), st.factory(), function, env, event=payload, kind=kind, name=name,
+                    log=st.output.info)
+    if st.output.json:
+        st.output.emit_json(result)
+    else:
+        st.output.line(json.dumps(result.get("response"), indent=2, default=str))
