@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint -- cfn/*.yaml
 
 demo: $(STAMP)
-	$(BIN)/replctl --help
+	$(BIN)/python -m replctl.sandbox.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
