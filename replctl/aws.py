@@ -91,12 +91,17 @@ class SessionFactory:
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
         self._lock = threading.RLock()
         self._listeners: list[Callable[[Call], None]] = []
+        self._client_hooks: list[Callable[[str, str | None, Any], None]] = []
 
     # -- observation ----------------------------------------------------------------------
 
     def add_listener(self, listener: Callable[[Call], None]) -> None:
         """Call `listener` before every API call made by clients from this factory."""
         self._listeners.append(listener)
+
+    def add_client_hook(self, hook: Callable[[str, str | None, Any], None]) -> None:
+        """Call `hook(service, account, client)` on every client this factory creates."""
+        self._client_hooks.append(hook)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -225,6 +230,8 @@ class SessionFactory:
                 listener(call)
 
         client.meta.events.register("before-call.*.*", before_call)
+        for hook in self._client_hooks:
+            hook(service, account, client)
         return client
 
     def caller_identity(self) -> dict[str, str]:

@@ -151,6 +151,10 @@ class State:
 
                 base = sandbox_session(settings.region)
             self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn, base_session=base)
+            if self.sandbox:
+                from replctl.sandbox.adapt import install_stackset_emulation
+
+                install_stackset_emulation(self._factory, config.stackset.execution_role_name)
         return self._factory
 
 
