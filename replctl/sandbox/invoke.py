@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,10 +56,6 @@ class FakeContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-def _observer_arn(config: Config, account: str) -> str:
-    return f"arn:aws:iam::{account}:role/replctl/{config.observer_role_name}"
-
-
 def function_role_arn(config: Config, account: str, function: str) -> str:
     # In the sandbox any role can be assumed; acting "as the function" means acting in its account.
     return f"arn:aws:iam::{account}:role/replctl/{config.parameters.get('ResourcePrefix', 'replctl')}-{function}"
@@ -78,20 +75,19 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _load_handler(folder: str, module: str) -> Callable[[Any, Any], Any]:
-    """Import the handler fresh: its lazily-created clients must not outlive this invocation."""
+def load_handlers(functions: list[str]) -> dict[str, Callable[[Any, Any], Any]]:
+    """Import the handlers fresh: lazily-created clients must not outlive this invocation."""
     import importlib
 
-    paths = [str(REPO_ROOT / "lambda" / folder), str(REPO_ROOT / "lambda" / "shared")]
     for name in list(sys.modules):
         if name == "replshared" or name.startswith("replshared.") or name in _lambda_module_names():
             del sys.modules[name]
+    paths = [str(REPO_ROOT / "lambda" / FUNCTIONS[f][0]) for f in functions] + [str(REPO_ROOT / "lambda" / "shared")]
     for p in reversed(paths):
         if p in sys.path:
             sys.path.remove(p)
         sys.path.insert(0, p)
-    mod = importlib.import_module(module)
-    return mod.handler  # type: ignore[no-any-return]
+    return {f: importlib.import_module(FUNCTIONS[f][1]).handler for f in functions}
 
 
 def _lambda_module_names() -> set[str]:
@@ -213,6 +209,109 @@ def stream_event(session: Any, endpoint: str, region: str, table: str, *, cursor
     return {"Records": records}
 
 
+# --------------------------------------------------------------------------- emulated services
+
+
+class EmulatedServices:
+    """What AWS does beside the functions, played locally: S3 replication per the bucket's rules
+    (moto stores the rules but never copies an object; replication metrics are published as S3
+    would) and the table's stream mapping (new records handed to the stream processor)."""
+
+    def __init__(self, *, s3: Any, cloudwatch: Any, bucket: str, stream_batch: Callable[[], dict[str, Any]],
+                 stream_handler: Callable[[Any, Any], Any] | None, context: Any,
+                 interval: float = 0.1) -> None:
+        self.s3, self.cloudwatch, self.bucket = s3, cloudwatch, bucket
+        self.stream_batch, self.stream_handler, self.context = stream_batch, stream_handler, context
+        self.interval = interval
+        self.copied: list[str] = []
+        self.records = 0
+        self.record_failures = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, play_stream: bool) -> None:
+        self.replicate_s3()
+        if play_stream and self.stream_handler is not None:
+            self._thread = threading.Thread(target=self._loop, name="sandbox-services", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self.play_stream()
+        self.replicate_s3()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.play_stream()
+            self.replicate_s3()
+            self._stop.wait(self.interval)
+
+    def play_stream(self) -> None:
+        if self.stream_handler is None:
+            return
+        try:
+            batch = self.stream_batch()
+            if batch["Records"]:
+                self.records += len(batch["Records"])
+                result = self.stream_handler(batch, self.context) or {}
+                self.record_failures += len(result.get("batchItemFailures", []))
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal to the function run
+            self.errors.append(f"stream: {type(exc).__name__}: {exc}")
+
+    def replicate_s3(self) -> None:
+        if not self.bucket:
+            return
+        try:
+            rules = self.s3.get_bucket_replication(Bucket=self.bucket)["ReplicationConfiguration"]["Rules"]
+        except Exception:  # noqa: BLE001 - no replication configured
+            return
+        try:
+            objects = [o for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+                       for o in page.get("Contents", [])]
+            for rule in rules:
+                if rule.get("Status") != "Enabled":
+                    continue
+                dest = rule["Destination"]["Bucket"].split(":::")[-1]
+                prefix = (rule.get("Filter") or {}).get("Prefix", "") or rule.get("Prefix", "")
+                latencies = []
+                for obj in objects:
+                    if not obj["Key"].startswith(prefix):
+                        continue
+                    try:
+                        head = self.s3.head_object(Bucket=dest, Key=obj["Key"])
+                        if head.get("ETag") == obj.get("ETag"):
+                            continue
+                    except Exception:  # noqa: BLE001 - not there yet
+                        pass
+                    body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                    self.s3.put_object(Bucket=dest, Key=obj["Key"], Body=body)
+                    self.copied.append(f"{dest}/{obj['Key']}")
+                    modified = obj.get("LastModified")
+                    if isinstance(modified, datetime):
+                        latencies.append(max(0.0, (datetime.now(timezone.utc) - modified).total_seconds()))
+                dims = [{"Name": "SourceBucket", "Value": self.bucket}, {"Name": "DestinationBucket", "Value": dest},
+                        {"Name": "RuleId", "Value": rule.get("ID", "")}]
+                self.cloudwatch.put_metric_data(Namespace="AWS/S3", MetricData=[
+                    {"MetricName": "ReplicationLatency", "Dimensions": dims, "Unit": "Seconds",
+                     "Value": max(latencies, default=0.0)},
+                    {"MetricName": "OperationsPendingReplication", "Dimensions": dims, "Unit": "Count", "Value": 0.0},
+                    {"MetricName": "OperationsFailedReplication", "Dimensions": dims, "Unit": "Count", "Value": 0.0},
+                ])
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal to the function run
+            self.errors.append(f"s3: {type(exc).__name__}: {exc}")
+
+    def summary(self) -> str:
+        return (f"emulated: {len(self.copied)} object(s) replicated, {self.records} stream record(s) processed"
+                + (f", {len(self.errors)} error(s)" if self.errors else ""))
+
+    def report(self) -> dict[str, Any]:
+        return {"s3_objects_replicated": self.copied, "stream_records": self.records,
+                "stream_record_failures": self.record_failures, "errors": self.errors}
+
+
 # --------------------------------------------------------------------------- invoke
 
 
@@ -256,10 +355,11 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
                 table = variables.get("TABLE_NAME") or config.parameters.get("DynamoDBTableName", "replctl-metadata")
                 event = stream_event(session, endpoint, region, table,
                                      cursor_file=state_dir() / "stream-cursors" / f"{env_name}.json")
+                if not event["Records"]:
+                    log(f"no new stream records in {env_name}'s table")
             case other:
                 raise ConfigError(f"unknown --kind '{other}' (valid: schedule, ssm-change, stream, validation)")
 
-    folder, module = FUNCTIONS[function]
     context = FakeContext(
         function_name=fn_name, invoked_function_arn=fn_config["FunctionArn"],
         memory_limit_in_mb=int(fn_config.get("MemorySize", 256)), aws_request_id=str(uuid.uuid4()),
@@ -278,19 +378,35 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
     error: str | None = None
     response: Any = None
     started = time.monotonic()
+    table = variables.get("TABLE_NAME") or config.parameters.get("DynamoDBTableName", "replctl-metadata")
     with _environ(lambda_env), contextlib.redirect_stdout(captured):
-        handler = _load_handler(folder, module)
+        handlers = load_handlers(sorted({function, "stream-processor"}))
+        services = EmulatedServices(
+            s3=factory.client("s3", region=region, account=account, role_arn=role),
+            cloudwatch=factory.client("cloudwatch", region=region, account=account, role_arn=role),
+            bucket=variables.get("BUCKET_NAME", ""),
+            stream_batch=lambda: stream_event(session, endpoint, region, table,
+                                              cursor_file=state_dir() / "stream-cursors" / f"{env_name}.json"),
+            stream_handler=handlers["stream-processor"] if function != "stream-processor" else None,
+            context=context,
+        )
+        # What AWS runs beside the function while it works: S3 replication, and (while the
+        # monitor waits for its heartbeat downstream) the table's stream mapping.
+        services.start(play_stream=function == "replication-monitor")
         try:
-            response = handler(event, context)
+            response = handlers[function](event, context)
         except Exception as exc:  # the Lambda service would record it and retry / dead-letter
             error = f"{type(exc).__name__}: {exc}"
+        finally:
+            services.stop()
     elapsed = time.monotonic() - started
     lines = captured.getvalue().splitlines()
     cw = factory.client("cloudwatch", region=region, account=account, role_arn=role)
     delivered = deliver_emf(cw, lines)
     log(f"{fn_name} in {env_name}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s; "
-        f"{delivered} metric values delivered to CloudWatch")
+        f"{delivered} metric values delivered to CloudWatch; {services.summary()}")
     return {
+        "emulated": services.report(),
         "function": fn_name, "environment": env_name, "account": account, "region": region,
         "event_kind": kind, "records": len(event.get("Records", [])) if isinstance(event, dict) else None,
         "response": response, "error": error, "metrics_delivered": delivered,
