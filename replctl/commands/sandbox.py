@@ -132,3 +132,8 @@ def invoke_cmd(
         st.output.emit_json(result)
     else:
         st.output.line(json.dumps(result.get("response"), indent=2, default=str))
+    if result.get("error"):
+        from replctl.errors import SandboxError
+
+        raise SandboxError(f"the handler raised {result['error']}",
+                           hint="AWS would retry the event and then send it to the function's DLQ")
