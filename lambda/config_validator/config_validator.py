@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from replshared.clients import AwsClients, clients_for
+from replshared.errors import HandlerError, ProcessingFailed
 from replshared.events import event_kind, function_dimension, unhandled
 from replshared.items import to_item
 from replshared.settings import ENVIRONMENTS, Settings
@@ -228,5 +229,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             return run_validation(settings, clients_for(settings, FUNCTION), metrics, trigger=f"stack:{status}")
         raise unhandled(event, f"event kind {kind or 'unknown'} is not handled by {FUNCTION}", logger=logger,
                         metrics=metrics, environment=settings.environment, function=function)
+    except HandlerError:
+        raise
+    except Exception as error:
+        logger.exception("invocation failed")
+        raise ProcessingFailed(f"{FUNCTION}: {type(error).__name__}: {error}") from error
     finally:
         metrics.flush()

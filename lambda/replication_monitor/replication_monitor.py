@@ -45,7 +45,7 @@ from monitor_logic import (
     put_mirror_request,
 )
 from replshared.clients import AwsClients, clients_for
-from replshared.errors import ProcessingFailed
+from replshared.errors import HandlerError, ProcessingFailed
 from replshared.events import event_kind, function_dimension, unhandled
 from replshared.items import from_item, to_item
 from replshared.settings import Settings
@@ -118,8 +118,13 @@ def sync_parameter(
     name: str, settings: Settings, clients: AwsClients, metrics: Metrics, *, trigger: str
 ) -> list[str]:
     """Bring every downstream mirror of `name` in line with the source; returns failures."""
-    source = read_source(clients.local("ssm"), name, with_decryption=settings.mirror_secure_strings)
     dims = {"Environment": settings.environment}
+    try:
+        source = read_source(clients.local("ssm"), name, with_decryption=settings.mirror_secure_strings)
+    except Exception as error:  # noqa: BLE001 - reported, then raised by the caller
+        metrics.count("ParameterMirrorFailures", dims, len(settings.downstream))
+        logger.error("source parameter unreadable", extra={"parameter": name, "error": f"{type(error).__name__}: {error}"[:500]})
+        return [f"{name}: cannot read the source: {type(error).__name__}: {error}"]
     failures: list[str] = []
     for target in settings.downstream:
         try:
@@ -402,5 +407,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         if kind == "schedule":
             return run_schedule(settings, clients_for(settings, FUNCTION), metrics, poll_seconds=_poll_budget(context))
         raise not_understood(f"event kind {kind or 'unknown'} is not handled by {FUNCTION}")
+    except HandlerError:
+        raise
+    except Exception as error:
+        logger.exception("invocation failed")
+        raise ProcessingFailed(f"{FUNCTION}: {type(error).__name__}: {error}") from error
     finally:
         metrics.flush()

@@ -23,7 +23,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from replshared.clients import AwsClients, clients_for
-from replshared.errors import ProcessingFailed
+from replshared.errors import HandlerError, ProcessingFailed
 from replshared.events import event_kind, function_dimension, unhandled
 from replshared.settings import Settings
 from replshared.telemetry import Metrics, get_logger
@@ -136,5 +136,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             extra={"records": len(event["Records"]), "failed": len(response.get("batchItemFailures", []))},
         )
         return response
+    except HandlerError:
+        raise
+    except Exception as error:
+        logger.exception("invocation failed")
+        raise ProcessingFailed(f"{FUNCTION}: {type(error).__name__}: {error}") from error
     finally:
         metrics.flush()

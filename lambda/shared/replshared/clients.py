@@ -30,8 +30,35 @@ def _client_config() -> Any:
     return Config(retries={"mode": "adaptive", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
 
 
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def new_session(region: str | None) -> Any:
+    """A boto3 session that shares botocore's service-model loader with every other one.
+
+    Parsing the service models (S3's alone is megabytes of JSON) is most of a client's creation
+    cost; sessions made for a new configuration or identity reuse the models already parsed.
+    """
+    import boto3
+    import botocore.session
+
+    global _LOADER
+    core = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
 class AwsClients:
-    """Clients for one function's settings. `local` acts in this account, `remote` in another."""
+    """Clients for one function's settings. `local` acts in this account, `remote` in another.
+
+    One boto3 session serves every account (remote clients get the assumed credentials
+    explicitly), so the service models are loaded once per execution environment.
+    """
 
     def __init__(
         self,
@@ -45,26 +72,25 @@ class AwsClients:
         self.function = function
         self._session_factory = session_factory
         self._clock = clock
-        self._lock = threading.Lock()
-        self._local_session: Any = None
+        self._lock = threading.RLock()
+        self._session: Any = None
         self._local: dict[str, Any] = {}
-        # account -> (expires_at epoch seconds, session, {service: client})
-        self._remote: dict[str, tuple[float, Any, dict[str, Any]]] = {}
+        # account -> (expires_at epoch seconds, credentials, {service: client})
+        self._remote: dict[str, tuple[float, dict[str, str], dict[str, Any]]] = {}
 
-    def _new_session(self, **kwargs: Any) -> Any:
-        if self._session_factory is not None:
-            return self._session_factory(region_name=self.settings.region, **kwargs)
-        import boto3
-
-        return boto3.session.Session(region_name=self.settings.region, **kwargs)
+    def _get_session(self) -> Any:
+        if self._session is None:
+            if self._session_factory is not None:
+                self._session = self._session_factory(region_name=self.settings.region)
+            else:
+                self._session = new_session(self.settings.region)
+        return self._session
 
     def local(self, service: str) -> Any:
         """A client acting in this function's own account."""
         with self._lock:
             if service not in self._local:
-                if self._local_session is None:
-                    self._local_session = self._new_session()
-                self._local[service] = self._local_session.client(service, config=_client_config())
+                self._local[service] = self._get_session().client(service, config=_client_config())
             return self._local[service]
 
     def remote(self, environment: str, service: str) -> Any:
@@ -75,9 +101,9 @@ class AwsClients:
             if entry is None or entry[0] - self._clock() < _RENEW_BEFORE_SECONDS:
                 entry = self._assume(environment)
                 self._remote[account] = entry
-            expires_at, session, clients = entry
+            _, credentials, clients = entry
             if service not in clients:
-                clients[service] = session.client(service, config=_client_config())
+                clients[service] = self._get_session().client(service, config=_client_config(), **credentials)
             return clients[service]
 
     def for_environment(self, environment: str, service: str) -> Any:
@@ -86,12 +112,7 @@ class AwsClients:
             return self.local(service)
         return self.remote(environment, service)
 
-    def _assume(self, environment: str) -> tuple[float, Any, dict[str, Any]]:
-        if self._local_session is None:
-            self._local_session = self._new_session()
-        sts = self._local.get("sts")
-        if sts is None:
-            sts = self._local["sts"] = self._local_session.client("sts", config=_client_config())
+    def _assume(self, environment: str) -> tuple[float, dict[str, str], dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "RoleArn": self.settings.role_arn(environment),
             "RoleSessionName": f"replctl-{self.function}-{self.settings.environment}-to-{environment}"[:64],
@@ -99,15 +120,15 @@ class AwsClients:
         }
         if self.settings.external_id:
             kwargs["ExternalId"] = self.settings.external_id
-        creds = sts.assume_role(**kwargs)["Credentials"]
-        session = self._new_session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
+        creds = self.local("sts").assume_role(**kwargs)["Credentials"]
+        credentials = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
         expiration = creds.get("Expiration")
         expires_at = expiration.timestamp() if hasattr(expiration, "timestamp") else self._clock() + 3600
-        return expires_at, session, {}
+        return expires_at, credentials, {}
 
 
 _CACHE: dict[tuple[Any, ...], AwsClients] = {}

@@ -1,0 +1,228 @@
+"""Helpers for the Lambda function tests: import paths, events, per-account moto estate.
+
+`lambda` is a Python keyword, so the function folders are never imported as a package: like the
+Lambda runtime (which puts the unzipped ZIP on sys.path), the tests put `lambda/shared` and each
+function folder on sys.path and import the handler modules by their top-level names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LAMBDA = REPO / "lambda"
+EVENTS = REPO / "tests" / "events"
+FUNCTIONS = ("replication_monitor", "config_validator", "stream_processor")
+
+for _folder in (LAMBDA / "shared", *(LAMBDA / f for f in FUNCTIONS)):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+TABLE = "replctl-metadata"
+BUCKET_PREFIX = "replctl-config"
+SSM_PREFIX = "/app"
+AGENT_ROLE = "replctl-agent"
+REGION = "us-east-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of an event from tests/events/."""
+    return copy.deepcopy(json.loads((EVENTS / name).read_text()))
+
+
+def bucket(env: str) -> str:
+    return f"{BUCKET_PREFIX}-{env}-{ACCOUNTS[env]}"
+
+
+def function_env(env: str, **overrides: str) -> dict[str, str]:
+    """The contract's environment variables for one environment's function."""
+    values = {
+        "ENVIRONMENT": env,
+        "ACCOUNT_ID_DEV": ACCOUNTS["dev"],
+        "ACCOUNT_ID_STAGING": ACCOUNTS["staging"],
+        "ACCOUNT_ID_PROD": ACCOUNTS["prod"],
+        "REPLICATE_TO_STAGING": "true",
+        "REPLICATE_TO_PROD": "true",
+        "TABLE_NAME": TABLE,
+        "BUCKET_PREFIX": BUCKET_PREFIX,
+        "BUCKET_NAME": bucket(env),
+        "SSM_PATH_PREFIX": SSM_PREFIX,
+        "REPLICATION_ROLE_NAME": AGENT_ROLE,
+        "ROLE_PATH": "/replctl/",
+        "REPLICATION_EXTERNAL_ID": "replctl-test-external-id",
+        "MIRROR_SECURE_STRINGS": "false",
+        "METRICS_NAMESPACE": "ReplicationFramework",
+        "EVENT_BUS_NAME": "default",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    values.update(overrides)
+    return values
+
+
+class FakeContext:
+    """The attributes of Lambda's context object the handlers (and powertools) read."""
+
+    def __init__(self, name: str = "replctl-test", remaining_ms: int = 60_000) -> None:
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 256
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:111111111111:function:{name}"
+        self.aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = "2024/05/01/[$LATEST]abcdef"
+        self._remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    """The Embedded Metric Format documents among captured stdout lines."""
+    docs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            docs.append(json.loads(line))
+    return docs
+
+
+def metric_values(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(dimensions, value) of every EMF datum named `name` in captured stdout."""
+    found = []
+    for doc in emf_lines(text):
+        if name not in doc:
+            continue
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        dims = {d: doc[d] for d in directive["Dimensions"][0]}
+        value = doc[name]
+        found.append((dims, float(sum(value) if isinstance(value, list) else value)))
+    return found
+
+
+class Estate:
+    """Three moto accounts, each with the metadata table and the environment's bucket."""
+
+    def __init__(self) -> None:
+        from replshared.clients import new_session
+
+        self.creds: dict[str, dict[str, str]] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        # One session (one copy of the service models) for every account's clients.
+        self._session = new_session(REGION)
+        sts = self._session.client("sts")
+        for env, account in ACCOUNTS.items():
+            c = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/replctl/lambda-exec", RoleSessionName=f"fn-{env}"
+            )["Credentials"]
+            self.creds[env] = {
+                "AWS_ACCESS_KEY_ID": c["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": c["SessionToken"],
+            }
+        for env in ACCOUNTS:
+            self.create_table(env)
+            self.create_bucket(env)
+
+    def client(self, env: str, service: str) -> Any:
+        """A (cached) client acting in `env`'s account."""
+        key = (env, service)
+        if key not in self._clients:
+            c = self.creds[env]
+            self._clients[key] = self._session.client(
+                service, aws_access_key_id=c["AWS_ACCESS_KEY_ID"], aws_secret_access_key=c["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=c["AWS_SESSION_TOKEN"])
+        return self._clients[key]
+
+    def create_table(self, env: str, *, gsi_key: str = "type", gsi_projection: str = "ALL") -> None:
+        self.client(env, "dynamodb").create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": gsi_key, "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "by-type",
+                "KeySchema": [{"AttributeName": gsi_key, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": gsi_projection},
+            }],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+
+    def create_bucket(self, env: str) -> None:
+        s3 = self.client(env, "s3")
+        name = bucket(env)
+        s3.create_bucket(Bucket=name)
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+
+    def wire_replication(self) -> None:
+        """The replication rules the template creates: dev -> staging, prod; staging -> prod."""
+        for source, targets in (("dev", ("staging", "prod")), ("staging", ("prod",))):
+            rules = [{
+                "ID": f"to-{t}", "Priority": i + 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+                "DeleteMarkerReplication": {"Status": "Enabled"},
+                "Destination": {"Bucket": f"arn:aws:s3:::{bucket(t)}", "Account": ACCOUNTS[t],
+                                "Metrics": {"Status": "Enabled"}},
+            } for i, t in enumerate(targets)]
+            self.client(source, "s3").put_bucket_replication(Bucket=bucket(source), ReplicationConfiguration={
+                "Role": f"arn:aws:iam::{ACCOUNTS[source]}:role/replctl/replctl-s3-replication-{source}",
+                "Rules": rules,
+            })
+
+    def invoke(self, module: Any, event: Any, env: str, context: Any = None, **overrides: str) -> Any:
+        """Call a handler in-process as `env`'s function, with that account's credentials."""
+        with environment({**function_env(env, **overrides), **self.creds[env]}):
+            return module.handler(event, context or FakeContext())
+
+    def item(self, env: str, pk: str, sk: str) -> dict[str, Any] | None:
+        from replshared.items import from_item
+
+        found = self.client(env, "dynamodb").get_item(
+            TableName=TABLE, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+        return from_item(found) if found else None
+
+    def parameter(self, env: str, name: str) -> dict[str, Any] | None:
+        ssm = self.client(env, "ssm")
+        try:
+            return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        except ssm.exceptions.ParameterNotFound:
+            return None
+
+
+@pytest.fixture
+def estate() -> Iterator[Estate]:
+    """A fresh moto world with dev, staging and prod accounts."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield Estate()
