@@ -97,6 +97,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     metrics = Metrics(settings.metrics_namespace)
     function = function_dimension(f"replctl-{FUNCTION}")
     try:
+        if isinstance(event, dict) and event.get("Records") == []:
+            logger.info("empty batch")
+            return {"batchItemFailures": []}
         if event_kind(event) != "dynamodb-stream" or not _identifiable(event):
             raise unhandled(
                 event,
