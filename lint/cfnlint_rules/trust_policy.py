@@ -1,0 +1,86 @@
+"""E9103: a trust policy never trusts a whole account without a condition.
+
+An Allow statement of an AssumeRolePolicyDocument whose AWS principal is an account (its root
+ARN, a bare 12-digit id, an account-id parameter) or "*" must carry a Condition that narrows it
+(e.g. aws:PrincipalArn, sts:ExternalId). Roles and service principals are not flagged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+_BARE_PARAMETER = re.compile(r"^\$\{([A-Za-z0-9]+)\}$")
+
+
+def _helpers():
+    name = "replctl_cfnlint_policy"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_policy.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _account_parameters(template) -> set[str]:
+    """Parameters that hold an account id (by pattern or by name)."""
+    found = {"AWS::AccountId"}
+    for name, spec in (template.get("Parameters") or {}).items():
+        pattern = str((spec or {}).get("AllowedPattern", ""))
+        if "{12}" in pattern or name.lower().endswith(("accountid", "account")):
+            found.add(name)
+    return found
+
+
+class TrustPolicyNeverWholeAccountWithoutCondition(CloudFormationLintRule):
+    id = "E9103"
+    shortdesc = "Trust policies never trust a whole account without a condition"
+    description = (
+        "A role trust statement whose AWS principal is an account root, a bare account id or '*' "
+        "must have a Condition (aws:PrincipalArn, sts:ExternalId, aws:PrincipalOrgID, ...)."
+    )
+    source_url = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-accounts"
+    tags = ["iam", "trust", "replctl"]
+
+    def match(self, cfn):
+        policy = _helpers()
+        accounts = _account_parameters(cfn.template)
+        matches = []
+        for kind, name, document, path in policy.policy_documents(cfn.template):
+            if kind != "trust":
+                continue
+            for statement, statement_path in policy.statements(document, path):
+                if statement.get("Effect") != "Allow" or statement.get("Condition"):
+                    continue
+                principal = statement.get("Principal")
+                if principal == "*":
+                    matches.append(RuleMatch([*statement_path, "Principal"], f"{name}: trusts '*' without a Condition"))
+                    continue
+                if not isinstance(principal, dict) or "AWS" not in principal:
+                    continue
+                for value, value_path in policy.strings(principal["AWS"], [*statement_path, "Principal", "AWS"]):
+                    if self._whole_account(policy, value, accounts):
+                        matches.append(RuleMatch(value_path,
+                                                 f"{name}: trusts a whole account without a Condition; "
+                                                 "name the role or add aws:PrincipalArn / sts:ExternalId"))
+        return matches
+
+    @staticmethod
+    def _whole_account(policy, value, accounts) -> bool:
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            return value["Ref"] in accounts
+        text = policy.sub_text(value)
+        if text is None:
+            return False
+        text = text.strip()
+        if text == "*" or policy.ACCOUNT_ID.match(text) or policy.ROOT_ARN.match(text):
+            return True
+        bare = _BARE_PARAMETER.match(text)
+        if bare and bare.group(1) in accounts:
+            return True
+        return text.endswith(":root")
