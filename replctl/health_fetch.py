@@ -5,7 +5,7 @@ S3 GetBucketReplication on the environment's bucket (the rule ids are read, neve
 the metadata table's HEARTBEAT, LOCAL#LAG and LOCAL#VALIDATION/latest items; ONE CloudWatch
 GetMetricData call holding every metric of that account-region (S3 replication metrics per
 rule, the lag metrics per target, Lambda Errors per function — split only above the API's 500
-queries per call); the DLQs' depth; and the environment's alarms. In the admin account,
+queries per call); the DLQs' depth (GetQueueAttributes); and the environment's alarms. In the admin account,
 ListStackInstances on the stack set. Account-regions run in parallel threads.
 
 Nothing here judges. A read that fails is recorded as a `Problem` on that signal (which the
@@ -43,11 +43,10 @@ from replctl.health_model import (
     TargetFacts,
     ValidationFact,
     alarm_state,
-    detailed_status,
     drift_status,
-    instance_status,
     names_for,
 )
+from replctl.statuses import DetailedStatus, InstanceStatus, parse
 
 #: GetMetricData accepts at most 500 MetricDataQuery structures per call (CloudWatch API
 #: reference, GetMetricData: "as many as 500 different metrics in a single request").
@@ -276,16 +275,24 @@ def read_items(dynamodb: Any, table: str) -> tuple[list[dict[str, Any]], list[di
     return heartbeats, lags, validation
 
 
-def read_queue(sqs: Any, name: str) -> QueueFact | None:
+def queue_url(account: str, region: str, name: str) -> str:
+    """The queue's URL, built rather than looked up: the observer role may only GetQueueAttributes."""
+    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+
+
+def read_queue(sqs: Any, account: str, region: str, name: str) -> QueueFact | None:
     """Depth of one DLQ; None when the queue does not exist."""
+    # The queue attribute is ApproximateNumberOfMessages ("messages available for retrieval");
+    # ApproximateNumberOfMessagesVisible is the CloudWatch metric of the same count, not an
+    # attribute name (SQS API reference, GetQueueAttributes).
     try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=queue_url(account, region, name),
+                                         AttributeNames=["ApproximateNumberOfMessages"])
     except Exception as exc:
         if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             return None
         raise
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesVisible"])
-    return QueueFact(name, int(attrs.get("Attributes", {}).get("ApproximateNumberOfMessagesVisible", 0)))
+    return QueueFact(name, int(attrs.get("Attributes", {}).get("ApproximateNumberOfMessages", 0)))
 
 
 def read_alarms(cloudwatch: Any, prefix: str) -> tuple[AlarmFact, ...]:
@@ -319,8 +326,8 @@ def list_instances(factory: SessionFactory, stack_set: str, home_region: str) ->
                 drift = s.get("DriftStatus")
                 checked = s.get("LastDriftCheckTimestamp")
                 found[(s["Account"], s["Region"])] = InstanceFact(
-                    status=instance_status(s["Status"]),
-                    detailed=detailed_status(detailed) if detailed else None,
+                    status=parse(InstanceStatus, s["Status"]),
+                    detailed=parse(DetailedStatus, detailed) if detailed else None,
                     reason=s.get("StatusReason"),
                     drift=drift_status(drift) if drift else None,
                     last_drift_check=_utc(checked) if isinstance(checked, datetime) else None,
@@ -413,7 +420,7 @@ def fetch_target(config: Config, factory: SessionFactory, names: Names, env: Env
     for name in names.queues():
         try:
             sqs = sqs or client("sqs")
-            q = read_queue(sqs, name)
+            q = read_queue(sqs, account, region, name)
         except errors as exc:
             queues.append(QueueFact(name, None, _message(exc)))
             continue

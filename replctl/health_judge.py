@@ -30,15 +30,14 @@ from typing import Any
 from replctl.config import Thresholds
 from replctl.health_model import (
     AlarmState,
-    DetailedStatus,
     DriftStatus,
-    InstanceStatus,
     Series,
     StatusFacts,
     TargetFacts,
     Verdict,
     worst,
 )
+from replctl.statuses import instance_ok
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,7 @@ def judge_instance(f: TargetFacts, stack_set: str) -> Signal:
     value = inst.status.value + (f" / {inst.detailed.value}" if inst.detailed else "")
     if inst.drift is not None:
         value += f", drift {inst.drift.value}"
-    ok_detailed = inst.detailed in (None, DetailedStatus.SUCCEEDED)
-    if inst.status is not InstanceStatus.CURRENT or not ok_detailed:
+    if not instance_ok(inst.status, inst.detailed):
         reason = f"stack instance is {value.split(',')[0]}"
         if inst.reason:
             reason += f" ({inst.reason})"

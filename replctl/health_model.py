@@ -5,8 +5,9 @@ Everything here is a frozen dataclass or an enum. The fetch modules (`health_fet
 `drift_judge`) turn them into verdicts and findings without any I/O, which is what lets the
 judging be unit-tested with hand-made facts.
 
-AWS status strings are collapsed into enums here, one function per status family
-(`instance_status`, `detailed_status`, `drift_status`, ...). A value this replctl does not know
+The status families `status` and `drift` add to replctl/statuses.py (which owns the StackSet
+operation and instance statuses) are collapsed into enums here, one function per family
+(`drift_status`, `resource_drift_status`, `detection_status`, `alarm_state`). A value this replctl does not know
 raises a `ReplctlError` instead of being guessed at: AWS adds values over time (resource drift
 gained `UNKNOWN` and `UNSUPPORTED`), and a verdict built on a misread status would be a lie.
 """
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from replctl.config import Config, Environment
 from replctl.errors import ConfigError, ExitCode, ReplctlError
+from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus
 
 #: The three functions the template deploys, by their short (contract) names.
 FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
@@ -77,27 +79,6 @@ def worst(verdicts: Any) -> Verdict:
 # --------------------------------------------------------------------------- AWS statuses
 
 
-class InstanceStatus(Enum):
-    """StackInstanceSummary.Status."""
-
-    CURRENT = "CURRENT"
-    OUTDATED = "OUTDATED"
-    INOPERABLE = "INOPERABLE"
-
-
-class DetailedStatus(Enum):
-    """StackInstanceSummary.StackInstanceStatus.DetailedStatus."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    INOPERABLE = "INOPERABLE"
-    SKIPPED_SUSPENDED_ACCOUNT = "SKIPPED_SUSPENDED_ACCOUNT"
-    FAILED_IMPORT = "FAILED_IMPORT"
-
-
 class DriftStatus(Enum):
     """Drift of a stack instance or a stack set (StackDriftStatus / StackSetDriftStatus)."""
 
@@ -132,21 +113,6 @@ class DetectionStatus(Enum):
     STOPPED = "STOPPED"
 
 
-class OperationStatus(Enum):
-    """StackSetOperation.Status (of the drift detection operation)."""
-
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    QUEUED = "QUEUED"
-
-    @property
-    def finished(self) -> bool:
-        return self in (OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.STOPPED)
-
-
 class AlarmState(Enum):
     """MetricAlarm.StateValue."""
 
@@ -169,12 +135,6 @@ def _parse(enum: type[E], value: str, family: str) -> E:
         ) from None
 
 
-def instance_status(value: str) -> InstanceStatus:
-    return _parse(InstanceStatus, value, "stack instance status")
-
-
-def detailed_status(value: str) -> DetailedStatus:
-    return _parse(DetailedStatus, value, "stack instance detailed status")
 
 
 def drift_status(value: str) -> DriftStatus:
@@ -188,9 +148,6 @@ def resource_drift_status(value: str) -> ResourceDriftStatus:
 def detection_status(value: str) -> DetectionStatus:
     return _parse(DetectionStatus, value, "drift detection status")
 
-
-def operation_status(value: str) -> OperationStatus:
-    return _parse(OperationStatus, value, "stack set operation status")
 
 
 def alarm_state(value: str) -> AlarmState:
@@ -376,7 +333,7 @@ class FunctionFact:
 @dataclass(frozen=True)
 class QueueFact:
     name: str
-    depth: int | None  # ApproximateNumberOfMessagesVisible; None with `error`
+    depth: int | None  # ApproximateNumberOfMessages (visible); None with `error`
     error: str | None = None
 
 

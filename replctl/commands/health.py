@@ -1,0 +1,136 @@
+"""`replctl status` and `replctl drift`: parse, fetch, judge, render, exit with the verdict's code.
+
+The cores live in health_fetch/health_judge and drift_fetch/drift_judge and are imported inside
+the commands, so `replctl --help` does not pay for boto3. This module only turns their values
+into tables and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from replctl.cli import app, guarded, state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from replctl.drift_judge import DriftReport
+    from replctl.health_judge import HealthReport
+    from replctl.health_model import Verdict
+
+#: The watch loop's sleep; a test replaces it to stop the loop.
+_sleep = time.sleep
+
+_STYLE = {"healthy": "green", "degraded": "yellow", "unknown": "magenta", "unhealthy": "bold red"}
+
+
+def _verdict_text(verdict: Verdict) -> Any:
+    from rich.text import Text
+
+    return Text(verdict.value.upper(), style=_STYLE[verdict.value])
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status_tables(report: HealthReport, caption: str | None = None) -> RenderableType:
+    """The signal table and the verdict summary for people."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    detail = Table(title=f"replctl status — {report.stack_set}", caption=caption, show_lines=False)
+    for col in ("environment", "account / region", "signal", "subject", "value", "verdict"):
+        detail.add_column(col, overflow="fold")
+    for env in report.environments:
+        first_env = True
+        for t in env.targets:
+            first_target = True
+            for s in t.signals:
+                detail.add_row(
+                    env.name if first_env else "",
+                    f"{t.facts.account} {t.facts.region}" if first_target else "",
+                    s.signal, s.subject, s.value, _verdict_text(s.verdict),
+                )
+                first_env = first_target = False
+        if not env.targets:
+            detail.add_row(env.name, "", "", "", "no account-region selected", _verdict_text(env.verdict))
+        detail.add_section()
+
+    summary = Table(title=Text.assemble("overall: ", _verdict_text(report.verdict)), show_lines=False)
+    summary.add_column("environment")
+    summary.add_column("verdict")
+    summary.add_column("reasons", overflow="fold")
+    for env in report.environments:
+        reasons = "\n".join(f"• {r}" for r in env.reasons) or "all signals within bounds"
+        summary.add_row(env.name, _verdict_text(env.verdict), reasons)
+    return Group(detail, summary)
+
+
+@app.command("status")
+@guarded
+def status_cmd(
+    ctx: typer.Context,
+    env: list[str] = typer.Option(None, "--env", "-e", help="Only this environment (repeatable)."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh in place until Ctrl-C."),
+    interval: float = typer.Option(30.0, "--interval", min=1.0, help="Seconds between refreshes with --watch."),
+) -> None:
+    """Replication health per environment and region, one verdict each, and an exit code.
+
+    Reads the stack instances, S3 replication metrics per rule, metadata lag and heartbeat, the
+    last validation report, function errors, dead-letter queues and alarms. Exit 0 healthy,
+    20 degraded, 21 unhealthy, 22 unknown (not enough data); overall is the worst environment.
+    """
+    from replctl.health_fetch import fetch_status
+    from replctl.health_judge import judge
+
+    st = state(ctx)
+    config = st.config()
+    envs = config.select(env)
+    factory = st.factory()
+
+    def once() -> HealthReport:
+        return judge(fetch_status(config, factory, envs), config.thresholds)
+
+    if not watch:
+        report = once()
+        if st.output.json:
+            st.output.emit_json(report.to_dict())
+        else:
+            st.output.table(status_tables(report))  # type: ignore[arg-type]
+            st.output.info(f"overall: {report.verdict.value} (exit {int(report.verdict.exit_code)})")
+        raise typer.Exit(int(report.verdict.exit_code))
+
+    last: HealthReport | None = None
+    try:
+        if st.output.json:
+            while True:  # one JSON document per line and refresh
+                last = once()
+                sys.stdout.write(json.dumps(last.to_dict()) + "\n")
+                sys.stdout.flush()
+                _sleep(interval)
+        else:
+            from rich.live import Live
+
+            with Live(console=st.output.out, auto_refresh=False, transient=False) as live:
+                while True:
+                    last = once()
+                    caption = (f"refreshed {last.generated_at:%H:%M:%S} UTC, every {interval:g} s — "
+                               "Ctrl-C to stop")
+                    live.update(status_tables(last, caption), refresh=True)
+                    _sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    if last is None:
+        st.output.error("interrupted before the first status was read")
+        from replctl.errors import ExitCode
+
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    st.output.info(f"stopped; last verdict: {last.verdict.value} (exit {int(last.verdict.exit_code)})")
+    raise typer.Exit(int(last.verdict.exit_code))
