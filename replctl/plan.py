@@ -424,6 +424,14 @@ def desired_parameters(config: Config, template: Template, artifacts: Sequence[A
         if name is not None:
             computed[name] = artifact_key(config, a)
     merged = {**dict(config.parameters), **computed}
+    # UpdateStackInstances/CreateStackInstances can only override parameters the stack set has,
+    # so every per-environment parameter is also set at stack-set level (to the template default,
+    # or the first environment's value when there is none).
+    for env in config.environments:
+        for name, value in env.parameters.items():
+            if name not in merged and name in template.parameters:
+                default = template.parameters[name].default
+                merged[name] = default if default is not None else value
     return {k: v for k, v in merged.items() if k in template.parameters}
 
 
@@ -788,7 +796,7 @@ def decide(
     for e in envs:
         final = {r: overrides(e, r, flags(e, final=e.name in selected_names)) for r in e.regions}
         interim_all = {r: overrides(e, r, flags(e, final=False)) for r in e.regions}
-        names = sorted({p for k in e.instances() for p in dict(by_key[k].overrides) if k in by_key}
+        names = sorted({p for k in e.instances() if k in by_key for p in dict(by_key[k].overrides)}
                        | {p for v in final.values() for p in v})
         for name in names:
             befores = {dict(by_key[k].overrides).get(name) if k in by_key else None for k in e.instances()}

@@ -471,7 +471,10 @@ def _rejected(what: str, exc: BaseException) -> ReplctlError:
     """An AWS refusal as a DeployError naming the call; credential problems stay AwsAccessError."""
     err = translate(exc)
     if type(err) is ReplctlError:
-        return DeployError(f"{what} was rejected: {err.message}", hint="nothing after this step was started; "
+        response = getattr(exc, "response", None) or {}
+        detail = response.get("Error", {})
+        text = f"{detail.get('Code')}: {detail.get('Message')}" if detail.get("Code") else err.message
+        return DeployError(f"{what} was rejected: {text}", hint="nothing after this step was started; "
                            "fix the cause and re-run replctl deploy")
     return err
 
