@@ -26,11 +26,10 @@ def _records_source(event: dict[str, Any]) -> str | None:
     records = event.get("Records")
     if not isinstance(records, list) or not records:
         return None
-    sources = {r.get("eventSource") for r in records if isinstance(r, dict)}
-    if len(sources) == 1 and all(isinstance(r, dict) for r in records):
-        source = sources.pop()
-        return source if isinstance(source, str) else None
-    return None
+    if not all(isinstance(r, dict) and isinstance(r.get("eventSource"), str) for r in records):
+        return None
+    sources = {r["eventSource"] for r in records}
+    return sources.pop() if len(sources) == 1 else None
 
 
 def event_kind(event: Any) -> str | None:
