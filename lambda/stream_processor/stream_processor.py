@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from replshared.clients import AwsClients, clients_for
 from replshared.errors import HandlerError, ProcessingFailed
-from replshared.events import event_kind, function_dimension, unhandled
+from replshared.events import function_dimension, unhandled
 from replshared.settings import Settings
 from replshared.telemetry import Metrics, get_logger
 from stream_logic import DeleteItem, PutItem, SkipRecord, delete_request, plan_record, put_request, schema_event
@@ -79,9 +79,18 @@ def apply_record(
     return f"{verb} version {action.version} in {', '.join(settings.downstream) or 'no downstream environment'}"
 
 
-def _identifiable(event: dict[str, Any]) -> bool:
-    """Every record has a sequence number, so failures can be reported per record."""
-    for record in event["Records"]:
+def _identifiable(event: Any) -> bool:
+    """A batch whose every record has a sequence number, so failures can be reported per record.
+
+    The record's other fields (even its eventSource) are checked per record, so one odd record
+    is reported on its own instead of failing the batch.
+    """
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return False
+    for record in records:
+        if not isinstance(record, dict):
+            return False
         stream = record.get("dynamodb")
         if not isinstance(stream, dict):
             return False
@@ -100,7 +109,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("Records") == []:
             logger.info("empty batch")
             return {"batchItemFailures": []}
-        if event_kind(event) != "dynamodb-stream" or not _identifiable(event):
+        if not _identifiable(event):
             raise unhandled(
                 event,
                 "not a DynamoDB stream batch with sequence numbers",

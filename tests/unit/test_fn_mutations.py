@@ -76,13 +76,12 @@ def _check(event: Any) -> None:
         assert status is None or isinstance(status, str)
         if status:
             config_validator.should_validate(status)
-    elif kind == "dynamodb-stream":
-        if stream_processor._identifiable(event):
-            for record in event["Records"]:
-                try:
-                    plan_record(record, "dev")
-                except MalformedRecord:
-                    pass
+    if stream_processor._identifiable(event):
+        for record in event["Records"]:
+            try:
+                plan_record(record, "dev")
+            except MalformedRecord:
+                pass
 
 
 @pytest.mark.parametrize("name", ALL_EVENTS)
