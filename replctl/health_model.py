@@ -489,14 +489,23 @@ class ParityTarget:
     table: TableSchema | None = None
     table_missing: bool = False
     code: Mapping[str, str | None] | None = None  # short function name -> CodeSha256 (None: no function)
-    rules: tuple[RuleFact, ...] | None = None  # only where the bucket lives (first region)
+    rules: tuple[RuleFact, ...] | None = None  # read in the environment's first region only
     bucket: str | None = None
-    expected_targets: tuple[str, ...] | None = None
+    bucket_missing: bool = False
+    parameters: Mapping[str, str] | None = None  # the instance's effective stack set parameters
     problems: tuple[Problem, ...] = ()
+
+    def problem(self, check: str) -> str | None:
+        for p in self.problems:
+            if p.signal == check:
+                return p.message
+        return None
 
 
 @dataclass(frozen=True)
 class ParityFacts:
+    """What `drift` read for the cross-environment comparison."""
+
+    environments: tuple[str, ...]
     targets: tuple[ParityTarget, ...]
     built_code: Mapping[str, str]  # short function name -> CodeSha256 of this checkout's ZIP
-    table: str

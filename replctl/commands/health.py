@@ -134,3 +134,90 @@ def status_cmd(
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     st.output.info(f"stopped; last verdict: {last.verdict.value} (exit {int(last.verdict.exit_code)})")
     raise typer.Exit(int(last.verdict.exit_code))
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def drift_tables(report: DriftReport) -> list[Table]:
+    """The drifted resources (expected vs actual) and every finding with where to look."""
+    from rich.table import Table
+    from rich.text import Text
+
+    tables = []
+    s = report.stack_set
+    drifted = [(i, r) for i in s.instances for r in i.resources if r.status.drifted]
+    if drifted:
+        t = Table(title=f"StackSet drift — {s.stack_set} (operation {s.operation_id})")
+        for col in ("account / region", "resource", "status", "property", "expected", "actual"):
+            t.add_column(col, overflow="fold")
+        for inst, r in drifted:
+            where = f"{inst.account} {inst.region}"
+            resource = f"{r.logical_id}\n{r.resource_type}" + (f"\n{r.physical_id}" if r.physical_id else "")
+            if not r.differences:
+                t.add_row(where, resource, r.status.value, "", "", "")
+            for i, d in enumerate(r.differences):
+                t.add_row(where if i == 0 else "", resource if i == 0 else "", r.status.value if i == 0 else "",
+                          d.path, str(d.expected), str(d.actual))
+        tables.append(t)
+    if report.findings:
+        t = Table(title=f"drift — {len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}")
+        for col in ("kind", "where", "resource", "what", "what to do"):
+            t.add_column(col, overflow="fold")
+        for f in report.findings:
+            where = " ".join(x for x in (f.environment, f.account, f.region) if x)
+            t.add_row(f.kind, where, f.resource, f.detail, Text(f.action, style="yellow"))
+        tables.append(t)
+    return tables
+
+
+@app.command("drift")
+@guarded
+def drift_cmd(
+    ctx: typer.Context,
+    env: list[str] = typer.Option(None, "--env", "-e", help="Only this environment (repeatable)."),
+) -> None:
+    """StackSet drift detection plus parity across environments; exit 30 when anything drifted.
+
+    Detects StackSet drift (waits for the operation, then lists drifted resources with expected
+    and actual values), then compares environments: SSM key sets per hierarchy, metadata table
+    schemas, deployed function code against the ZIPs built from this checkout, and bucket
+    replication rules against what the template wants. Where the endpoint cannot detect StackSet
+    drift (the local sandbox), it says so once and runs the parity checks alone.
+    """
+    from replctl.drift_fetch import built_code, detect_stackset_drift, fetch_parity
+    from replctl.drift_judge import account_environments, judge_drift
+    from replctl.health_model import names_for
+
+    st = state(ctx)
+    config = st.config()
+    envs = config.select(env)
+    names = names_for(config)
+    factory = st.factory()
+    code = built_code(config.path.resolve().parent, log=st.output.info)
+    stackset = detect_stackset_drift(config, factory, envs, progress=st.output.info)
+    if stackset.note:
+        st.output.note(stackset.note)
+    parity = fetch_parity(config, factory, envs, code)
+    report = judge_drift(stackset, parity, names, account_environments(config.environments),
+                         config.stackset.home_region, config.admin.account_id)
+    if st.output.json:
+        st.output.emit_json(report.to_dict())
+    else:
+        for table in drift_tables(report):
+            st.output.table(table)
+        for note in report.notes:
+            st.output.note(f"not checked: {note}")
+        if stackset.available and not stackset.missing:
+            n = len(stackset.instances)
+            st.output.info(f"stack set {stackset.stack_set}: drift {stackset.drift.value if stackset.drift else 'unknown'}"
+                           f" across {n} instance{'s' if n != 1 else ''}")
+        st.output.info(f"parity checked: {', '.join(report.checked)} in {', '.join(report.environments)}")
+        if report.findings:
+            st.output.info(f"drift found: {len(report.findings)} finding(s) (exit {int(report.exit_code)})")
+        elif report.notes:
+            st.output.info(f"nothing drifted among what could be checked, but the check is incomplete "
+                           f"(exit {int(report.exit_code)})")
+        else:
+            st.output.info("in sync")
+    raise typer.Exit(int(report.exit_code))

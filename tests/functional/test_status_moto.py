@@ -34,8 +34,17 @@ runner = CliRunner()
 REGION = "us-east-1"
 ACCOUNTS = {"dev": DEV, "staging": STAGING, "prod": PROD}
 FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
-TINY_TEMPLATE = json.dumps({"Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {
-    "Name": {"Fn::Sub": "/replctl-test/${AWS::Region}"}, "Type": "String", "Value": "x"}}}})
+TINY_TEMPLATE = json.dumps({
+    "Parameters": {"ReplicateToStaging": {"Type": "String", "Default": "false"},
+                   "ReplicateToProd": {"Type": "String", "Default": "false"}},
+    "Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {
+        "Name": {"Fn::Sub": "/replctl-test/${AWS::Region}"}, "Type": "String", "Value": "x"}}}})
+#: The instances' ReplicateTo* values once every environment exists (what deploy ends with).
+WANTED = {
+    "dev": {"ReplicateToStaging": "true", "ReplicateToProd": "true"},
+    "staging": {"ReplicateToStaging": "false", "ReplicateToProd": "true"},
+    "prod": {"ReplicateToStaging": "false", "ReplicateToProd": "false"},
+}
 
 CONFIG = """\
 version: 1
@@ -208,14 +217,17 @@ def seed_account(env: str, seed: Seed, now: datetime) -> None:
 
 def make_stack_set(envs: tuple[str, ...] = ("dev", "staging", "prod"),
                    overrides: dict[str, dict[str, str]] | None = None) -> None:
+    """The stack set in the admin account, one instance per environment with its ReplicateTo* overrides."""
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.create_stack_set(StackSetName="replctl-replication", TemplateBody=TINY_TEMPLATE, PermissionModel="SELF_MANAGED",
-                         Parameters=[])
+                         Parameters=[{"ParameterKey": k, "ParameterValue": "false"}
+                                     for k in ("ReplicateToStaging", "ReplicateToProd")])
     for env in envs:
-        params = [{"ParameterKey": k, "ParameterValue": v} for k, v in (overrides or {}).get(env, {}).items()]
-        kwargs: dict[str, Any] = {"ParameterOverrides": params} if params else {}
+        # moto replaces rather than merges overrides (moto-notes §1): always pass the full list.
+        values = {**WANTED[env], **(overrides or {}).get(env, {})}
         cfn.create_stack_instances(StackSetName="replctl-replication", Accounts=[ACCOUNTS[env]], Regions=[REGION],
-                                   **kwargs)
+                                   ParameterOverrides=[{"ParameterKey": k, "ParameterValue": v}
+                                                       for k, v in values.items()])
 
 
 @pytest.fixture(autouse=True)
@@ -241,13 +253,15 @@ def estate(tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-def seed(seeds: dict[str, Seed] | None = None, *, stack_set: bool = True) -> datetime:
+def seed(seeds: dict[str, Seed] | None = None, *, stack_set: bool = True,
+         overrides: dict[str, dict[str, str]] | None = None) -> datetime:
+    """Seed all three accounts (healthy unless a Seed says otherwise) and the stack set."""
     now = datetime.now(timezone.utc)
     seeds = seeds or {}
     for env in ACCOUNTS:
         seed_account(env, seeds.get(env, Seed()), now)
     if stack_set:
-        make_stack_set()
+        make_stack_set(overrides=overrides)
     return now
 
 
