@@ -77,8 +77,10 @@ def drift_unsupported(exc: BaseException) -> str | None:
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _UNSUPPORTED_CODES or status in (500, 501):
-            return f"the endpoint does not support DetectStackSetDrift ({code or f'HTTP {status}'})"
+        if code in _UNSUPPORTED_CODES:
+            return f"the endpoint does not support DetectStackSetDrift ({code})"
+        if status in (500, 501):  # after botocore's own retries
+            return f"the endpoint answered DetectStackSetDrift with HTTP {status}" + (f" ({code})" if code else "")
     return None
 
 

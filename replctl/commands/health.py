@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from replctl.health_judge import HealthReport
     from replctl.health_model import Verdict
 
-#: The watch loop's sleep; a test replaces it to stop the loop.
+#: The sleep of the watch loop and of the drift wait; tests replace it.
 _sleep = time.sleep
 
 _STYLE = {"healthy": "green", "degraded": "yellow", "unknown": "magenta", "unhealthy": "bold red"}
@@ -195,7 +195,7 @@ def drift_cmd(
     names = names_for(config)
     factory = st.factory()
     code = built_code(config.path.resolve().parent, log=st.output.info)
-    stackset = detect_stackset_drift(config, factory, envs, progress=st.output.info)
+    stackset = detect_stackset_drift(config, factory, envs, sleep=_sleep, progress=st.output.info)
     if stackset.note:
         st.output.note(stackset.note)
     parity = fetch_parity(config, factory, envs, code)
