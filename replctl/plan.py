@@ -702,6 +702,7 @@ def decide(
 
     # -- one wave per selected environment -----------------------------------------------------
     content_applied = not content_pending
+    applied_here = False  # the template/parameters change in this plan: every later instance is OUTDATED
     settings_pending = settings_changed
     actions: dict[Key, str] = {}
     waves: list[Wave] = []
@@ -752,13 +753,13 @@ def decide(
                 steps += override_steps(differing, interim, "per-environment values")
                 actions.update({k: "update" for k in existing})
                 actions.update({k: "create" for k in missing})
-            content_applied = True
+            content_applied = applied_here = True
             settings_pending = False
         else:
             if missing:
                 steps += create_steps(missing, interim)
                 actions.update({k: "create" for k in missing})
-            outdated = [k for k in existing if not by_key[k].ok]
+            outdated = [k for k in existing if applied_here or not by_key[k].ok]
             if settings_pending and not outdated and existing:
                 outdated = list(existing)  # carries the managed-execution change
             if outdated:
@@ -788,7 +789,7 @@ def decide(
     # -- what to show -----------------------------------------------------------------------------
     changes: list[ParameterChange] = []
     before_ss = dict(ss.parameters) if ss is not None else {}
-    if ss is None or params_changed:
+    if ss is None or content_pending:
         for name in sorted(set(before_ss) | set(desired)):
             b, a = before_ss.get(name), desired.get(name)
             if b != a:

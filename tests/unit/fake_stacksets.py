@@ -248,6 +248,7 @@ class FakeStackSets:
         self.operations: dict[str, Operation] = {}
         self.failures: dict[tuple[str, str], str] = {}  # next operation touching this key fails there
         self.throttle: dict[str, int] = {}  # API name -> how many Throttling errors to raise
+        self.raise_next: dict[str, Exception] = {}  # API name -> raise this once
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._ids = itertools.count(1)
 
@@ -259,6 +260,9 @@ class FakeStackSets:
         if left:
             self.throttle[api] = left - 1
             raise error("Throttling", "Rate exceeded", api)
+        scripted = self.raise_next.pop(api, None)
+        if scripted is not None:
+            raise scripted
         self._advance()
 
     def mutating_calls(self) -> list[str]:
