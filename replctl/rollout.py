@@ -444,8 +444,10 @@ def _alarms_in_alarm(cw: Any, prefix: str) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "StateValue": "ALARM"}
     while True:
         page = cw.describe_alarms(**kwargs)
-        out.extend(page.get("MetricAlarms", []))
-        out.extend(page.get("CompositeAlarms", []))
+        # Filter again here: not every endpoint honours StateValue together with a prefix
+        # (moto returns every alarm of the prefix), and a gate must never fail on an OK alarm.
+        out.extend(a for a in page.get("MetricAlarms", []) if a.get("StateValue") == "ALARM")
+        out.extend(a for a in page.get("CompositeAlarms", []) if a.get("StateValue") == "ALARM")
         token = page.get("NextToken")
         if not token:
             return out

@@ -7,7 +7,8 @@ Template, adapted on upload (`adapt_template_for_sandbox`, each substitution lis
   and SSE (moto silently skips GlobalTable and crashes on `GetAtt StreamArn` of it).
 - `AWS::Lambda::EventSourceMapping` removed: moto would hand stream records to Docker and
   drop them; the sandbox plays the mapping instead (`sandbox invoke` reads the stream).
-- `AWS::KMS::Key` `KeyPolicy` given as a JSON string (moto breaks on an object policy).
+- `AWS::KMS::Key`: `KeyPolicy` given as a JSON string and `Tags` in the API's TagKey/TagValue shape
+  (moto breaks on both CloudFormation forms).
 - Short-form `!Condition` inside `!Not/!And/!Or` (moto evaluates it wrongly) disappears because
   the adapted template is emitted in JSON long form.
 
@@ -76,10 +77,14 @@ def adapt(text: str) -> Adapted:
             del resources[logical]
             _drop_references(template, logical)
             subs.append(f"{logical}: AWS::Lambda::EventSourceMapping removed (played by `sandbox invoke`)")
-        elif rtype == "AWS::KMS::Key" and isinstance(props.get("KeyPolicy"), dict):
-            props["KeyPolicy"] = {"Fn::ToJsonString": props["KeyPolicy"]} if _has_intrinsics(
-                props["KeyPolicy"]) else json.dumps(props["KeyPolicy"])
-            subs.append(f"{logical}: KeyPolicy passed as a JSON string")
+        elif rtype == "AWS::KMS::Key":
+            if isinstance(props.get("KeyPolicy"), dict):
+                props["KeyPolicy"] = {"Fn::ToJsonString": props["KeyPolicy"]} if _has_intrinsics(
+                    props["KeyPolicy"]) else json.dumps(props["KeyPolicy"])
+                subs.append(f"{logical}: KeyPolicy passed as a JSON string")
+            if isinstance(props.get("Tags"), list):
+                props["Tags"] = [{"TagKey": t.get("Key"), "TagValue": t.get("Value")} for t in props["Tags"]]
+                subs.append(f"{logical}: Tags given as TagKey/TagValue (moto reads the API's tag shape)")
     return Adapted(cfnyaml.dump_json(template), tuple(subs))
 
 
@@ -143,6 +148,8 @@ class StackSetEmulation:
     def install(self, cfn_client: Any) -> None:
         events = cfn_client.meta.events
         events.register("provide-client-params.cloudformation.CreateStackInstances", self._merge_overrides(cfn_client))
+        for op in ("UpdateStackSet", "UpdateStackInstances", "CreateStackInstances"):
+            events.register(f"provide-client-params.cloudformation.{op}", _stash_params)
         events.register("after-call.cloudformation.UpdateStackSet", self._after_update(cfn_client))
         events.register("after-call.cloudformation.UpdateStackInstances", self._after_update(cfn_client))
         events.register("after-call.cloudformation.CreateStackInstances", self._after_update(cfn_client))
@@ -157,8 +164,9 @@ class StackSetEmulation:
         return hook
 
     def _after_update(self, cfn: Any) -> Callable[..., None]:
-        def hook(params: dict[str, Any], parsed: dict[str, Any], **_: Any) -> None:
-            if parsed.get("Error") or "OperationId" not in parsed:
+        def hook(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            params = context.get("replctl_params")
+            if params is None or parsed.get("Error") or "OperationId" not in parsed:
                 return
             name = params["StackSetName"]
             accounts = params.get("Accounts") or []
@@ -192,6 +200,11 @@ class StackSetEmulation:
                     raise
             values = {p["ParameterKey"]: p["ParameterValue"] for p in parameters}
             complete_skipped_resources(session, cfn, stack, template_body, values, account=account, region=region)
+
+
+def _stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    # after-call handlers see the response, not the request: keep the request's parameters.
+    context["replctl_params"] = dict(params)
 
 
 def _template_body(stack_set: dict[str, Any]) -> str:
@@ -239,7 +252,9 @@ def complete_skipped_resources(session: Any, cfn: Any, stack: str, template_body
                                account: str, region: str) -> list[str]:
     """Apply, through the service APIs, the template properties and types moto's CFN skipped."""
     template = cfnyaml.load(template_body)
-    resources = {r["LogicalResourceId"]: r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+    # moto lists a skipped resource type as a blank entry: keep only the real ones.
+    resources = {r["LogicalResourceId"]: r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
+                 if r.get("LogicalResourceId")}
     physical = {k: r.get("PhysicalResourceId", "") for k, r in resources.items()}
     attributes: dict[tuple[str, str], str] = {}
     for logical, res in (template.get("Resources") or {}).items():
@@ -268,7 +283,10 @@ def complete_skipped_resources(session: Any, cfn: Any, stack: str, template_body
                     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
                         "Status": props["VersioningConfiguration"]["Status"]})
                 if props.get("BucketEncryption"):
-                    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=props["BucketEncryption"])
+                    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+                        {"ApplyServerSideEncryptionByDefault": r.get("ServerSideEncryptionByDefault", {}),
+                         **({"BucketKeyEnabled": r["BucketKeyEnabled"]} if "BucketKeyEnabled" in r else {})}
+                        for r in props["BucketEncryption"].get("ServerSideEncryptionConfiguration", [])]})
                 if props.get("PublicAccessBlockConfiguration"):
                     s3.put_public_access_block(Bucket=bucket,
                                                PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])

@@ -50,6 +50,7 @@ def bootstrap_parameters(config: Config, path: Path) -> list[dict[str, str]]:
         "ReplicationBucketName": config.parameters.get("ReplicationBucketName", ""),
         "DynamoDBTableName": config.parameters.get("DynamoDBTableName", ""),
         "ObserverRoleName": config.observer_role_name,
+        "StackSetName": config.stackset.name,
         "SSMPathPrefix": config.ssm_prefix,
     }
     out = []
