@@ -297,6 +297,18 @@ def test_trust_policies_trust_services_roles_or_conditioned_accounts_only():
             assert "aws:PrincipalArn" in keys, f"{s.where}: trusts account {aws} without aws:PrincipalArn"
 
 
+def test_resource_policies_pin_other_accounts_to_roles():
+    """Bucket/queue policies that grant another account name which of its roles (aws:PrincipalArn)."""
+    granted = [s for s in ALLOWS if s.kind == "resource" and isinstance(s.body.get("Principal"), dict) and "AWS" in s.body["Principal"]]
+    assert granted
+    for s in granted:
+        for aws in _as_list(s.body["Principal"]["AWS"]):
+            match = ROOT_ARN.match(aws)
+            assert match and match.group(1) != _account_of(s), f"{s.where}: grants {aws}"
+            keys = {k for block in (s.body.get("Condition") or {}).values() for k in block}
+            assert "aws:PrincipalArn" in keys, f"{s.where}: grants account {aws} without aws:PrincipalArn"
+
+
 def test_agent_trust_needs_external_id_and_pins_upstream_function_roles():
     agents = [s for s in TRUSTS if s.resource == "ReplicationAgentRole"]
     assert {s.scenario.split(",")[0] for s in agents} == {"staging", "prod"}

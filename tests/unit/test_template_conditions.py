@@ -153,7 +153,9 @@ def test_bucket_policy_grants_match_the_environment(scenario):
     if upstream_roles:
         assert _as_list(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == upstream_roles
         for sid in ("AllowUpstreamReplicationObjects", "AllowUpstreamReplicationBucket"):
-            assert _as_list(statements[sid]["Principal"]["AWS"]) == upstream_roles
+            # Account principals pinned to the role: S3 rejects a policy naming a missing role.
+            assert _as_list(statements[sid]["Principal"]["AWS"]) == [f"arn:aws:iam::{ACCOUNTS[u]}:root" for u in upstream(env)]
+            assert _as_list(statements[sid]["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == upstream_roles
     else:
         assert "ArnNotEquals" not in deny["Condition"]
         assert not any(sid.startswith("AllowUpstreamReplication") for sid in statements)
