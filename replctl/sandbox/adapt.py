@@ -264,6 +264,11 @@ def complete_skipped_resources(session: Any, cfn: Any, stack: str, template_body
             attributes[(logical, "Arn")] = f"arn:aws:sqs:{region}:{account}:{pid.rsplit('/', 1)[-1]}"
         if res.get("Type") == "AWS::S3::Bucket" and pid:
             attributes[(logical, "Arn")] = f"arn:aws:s3:::{pid}"
+        if res.get("Type") == "AWS::IAM::Role" and pid:
+            try:
+                attributes[(logical, "Arn")] = session.client("iam").get_role(RoleName=pid)["Role"]["Arn"]
+            except Exception:  # noqa: BLE001 - left unresolved; only the replication rule uses it
+                pass
     ev = cfnyaml.Evaluator(template, params, account=account, region=region, stack_name=stack,
                            physical=physical, attributes=attributes)
     done: list[str] = []

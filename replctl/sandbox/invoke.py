@@ -206,7 +206,21 @@ def stream_event(session: Any, endpoint: str, region: str, table: str, *, cursor
             cursors[f"{arn}/{sid}"] = ddbpart["SequenceNumber"]
     cursor_file.parent.mkdir(parents=True, exist_ok=True)
     cursor_file.write_text(json.dumps(cursors))
-    return {"Records": records}
+    return {"Records": _without_moto_key_only_inserts(records)}
+
+
+def _without_moto_key_only_inserts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """moto emits an extra keys-only INSERT before the real one when UpdateItem creates an item;
+    AWS emits a single INSERT with the full image. Drop the phantom so the batch is AWS-shaped."""
+    out = []
+    for i, r in enumerate(records):
+        ddb = r.get("dynamodb", {})
+        image, keys = ddb.get("NewImage"), ddb.get("Keys")
+        nxt = records[i + 1].get("dynamodb", {}) if i + 1 < len(records) else {}
+        if r.get("eventName") == "INSERT" and image is not None and image == keys and nxt.get("Keys") == keys:
+            continue
+        out.append(r)
+    return out
 
 
 # --------------------------------------------------------------------------- emulated services
