@@ -647,6 +647,7 @@ def decide(
         _refuse_unless_upstream_current(config, selected[0], ss, content_pending, established, by_key)
 
     def flags(e: Environment, final: bool) -> dict[str, str]:
+        """ReplicateTo<Env> values for `e`: during its rollout wave (final=False) or after wiring."""
         out: dict[str, str] = {}
         position = envs.index(e)
         for d in envs:
@@ -656,10 +657,16 @@ def decide(
             if envs.index(d) <= position:
                 out[name] = "false"
                 continue
-            already = all(k in by_key and dict(by_key[k].overrides).get(name) == "true" for k in e.instances())
-            on = established[d.name] or (present[d.name] and already)
-            if final and d.name in selected_names:
-                on = True
+            deployed = {dict(by_key[k].overrides).get(name) if k in by_key else None for k in e.instances()}
+            already = deployed == {"true"}
+            if final:
+                on = established[d.name] or (present[d.name] and already) or d.name in selected_names
+            elif present[e.name] and len(deployed) == 1:
+                # An existing environment keeps its targets during its rollout wave; switching one
+                # on is the wiring waves' job (after every environment of this rollout succeeded).
+                on = already and present[d.name]
+            else:
+                on = established[d.name]
             out[name] = "true" if on else "false"
         return out
 

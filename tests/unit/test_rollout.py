@@ -1,0 +1,267 @@
+"""Rollout against the scripted fake StackSet service: order, failures, resume, waits, gates.
+
+GIVEN a fake AWS whose operations take time on a fake clock, WHEN a plan is applied, THEN
+environments go strictly in order, the first failure stops everything after it, and a re-run
+resumes from what the fake reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replctl.config import Config, load_config
+from replctl.errors import AwsAccessError, DeployError, WaitTimeout
+from replctl.plan import BringForward, CreateInstances, build_plan, params
+from replctl.rollout import RolloutLog, apply, attach
+from tests.unit.fake_stacksets import (
+    ADMIN,
+    CONFIG,
+    DEV,
+    PROD,
+    REGION,
+    STAGING,
+    TEMPLATE,
+    World,
+    error,
+    make_artifacts,
+    write_estate,
+)
+
+
+class Recording:
+    """A Reporter that keeps everything it is told."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.progress_seen: list[tuple[str, str, tuple[tuple[str, str, str], ...]]] = []
+
+    def step(self, message: str) -> None:
+        self.steps.append(message)
+
+    def started(self, environment: str, action: str, operation_id: str, total: int) -> None:
+        self.steps.append(f"started {environment} {action} {operation_id}")
+
+    def progress(self, operation_id, status, results) -> None:
+        self.progress_seen.append((operation_id, status.value,
+                                   tuple((r.account, r.region, r.status.value) for r in results)))
+
+    def finished(self, outcome) -> None:
+        self.steps.append(f"finished {outcome.operation_id} {outcome.status.value}")
+
+
+class Estate:
+    def __init__(self, tmp_path: Path, config_text: str = CONFIG, template: str = TEMPLATE) -> None:
+        self.config: Config = load_config(write_estate(tmp_path, config=config_text, template=template))
+        self.artifacts = make_artifacts(tmp_path)
+        self.world = World()
+        self.reporter = Recording()
+
+    def plan(self, **kw):
+        return build_plan(self.config, self.world.clients(), artifacts=self.artifacts, lint=False, **kw)
+
+    def apply(self, plan=None, log: RolloutLog | None = None) -> RolloutLog:
+        plan = plan if plan is not None else self.plan()
+        return apply(plan, self.config, self.world.clients(), reporter=self.reporter,
+                     sleep=self.world.clock.sleep, clock=self.world.clock, log=log)
+
+    def instance_calls(self, since: int = 0) -> list[tuple[str, tuple[str, ...]]]:
+        return [(api, tuple(kw.get("Accounts", ()))) for api, kw in self.world.cfn.calls[since:]
+                if api in ("CreateStackInstances", "UpdateStackInstances", "UpdateStackSet")]
+
+
+@pytest.fixture()
+def estate(tmp_path: Path) -> Estate:
+    return Estate(tmp_path)
+
+
+def test_first_rollout_goes_dev_staging_prod_then_wires(estate: Estate) -> None:
+    log = estate.apply()
+    assert estate.instance_calls() == [
+        ("CreateStackInstances", (DEV,)), ("CreateStackInstances", (STAGING,)), ("CreateStackInstances", (PROD,)),
+        ("UpdateStackInstances", (DEV,)), ("UpdateStackInstances", (STAGING,)),
+    ]
+    assert log.completed == ["dev", "staging", "prod", "wiring dev", "wiring staging"]
+    assert [o.status.value for o in log.operations] == ["SUCCEEDED"] * 5
+    # Backoff from the config: 1, 2, 4, 8 and capped at 8 while a 30 s operation runs.
+    assert estate.world.clock.sleeps[:6] == [1, 2, 4, 8, 8, 8]
+    created = estate.world.cfn.stack_set["create_kwargs"]
+    assert created["AdministrationRoleARN"] == f"arn:aws:iam::{ADMIN}:role/AWSCloudFormationStackSetAdministrationRole"
+    assert created["Capabilities"] == ["CAPABILITY_NAMED_IAM"] and created["ManagedExecution"] == {"Active": False}
+    first = estate.world.cfn.calls_to("CreateStackInstances")[0]
+    assert first["OperationPreferences"] == {"RegionConcurrencyType": "SEQUENTIAL",
+                                             "ConcurrencyMode": "STRICT_FAILURE_TOLERANCE",
+                                             "FailureToleranceCount": 0, "MaxConcurrentCount": 1}
+    assert first["OperationId"].startswith("replctl-")
+    settings = estate.world.s3.buckets[f"replctl-artifacts-{ADMIN}-{REGION}"]["settings"]
+    assert settings["PutBucketVersioning"] == {"VersioningConfiguration": {"Status": "Enabled"}}
+    assert settings["PutPublicAccessBlock"]["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    assert "created artifact bucket" in " ".join(estate.reporter.steps)
+
+
+def test_a_second_run_changes_nothing(estate: Estate) -> None:
+    estate.apply()
+    before = len(estate.world.cfn.calls)
+    plan = estate.plan()
+    assert not plan.changes
+    estate.apply(plan)
+    assert [api for api, _ in estate.world.cfn.calls[before:] if api[0] not in "DL"] == []
+
+
+def test_staging_failure_stops_before_prod_and_a_rerun_resumes_at_staging(estate: Estate) -> None:
+    reason = "Resource handler returned message: \"replctl-config-staging-222222222222 already exists\""
+    estate.world.cfn.failures[(STAGING, REGION)] = reason
+    log = RolloutLog()
+    with pytest.raises(DeployError) as info:
+        estate.apply(log=log)
+    assert f"{STAGING} {REGION}: FAILED — {reason}" in info.value.message
+    assert info.value.message.startswith("staging: CreateStackInstances operation ")
+    assert log.completed == ["dev"]
+    assert all(PROD not in accounts for _, accounts in estate.instance_calls())
+    assert [(o.environment, o.status.value) for o in log.operations] == [("dev", "SUCCEEDED"),
+                                                                       ("staging", "FAILED")]
+
+    # The cause is fixed (the scripted failure is used up); re-run from what AWS reports.
+    since = len(estate.world.cfn.calls)
+    plan = estate.plan()
+    assert [w.steps for w in plan.waves][:2] == [(), (BringForward("staging", (STAGING,), (REGION,)),)]
+    estate.apply(plan)
+    assert estate.instance_calls(since) == [
+        ("UpdateStackSet", (STAGING,)), ("CreateStackInstances", (PROD,)),
+        ("UpdateStackInstances", (DEV,)), ("UpdateStackInstances", (STAGING,)),
+    ]
+    dev = estate.world.cfn.instances[(DEV, REGION)]
+    assert dev.deployments == 2  # created once, then wired; never redeployed by the resume
+    assert estate.world.cfn.instances[(PROD, REGION)].status == "CURRENT"
+
+
+def test_operation_in_progress_waits_then_proceeds(estate: Estate) -> None:
+    estate.apply()
+    estate.config = load_config(write_estate(estate.config.path.parent,
+                                             config=CONFIG.replace('LogRetentionDays: "30"', 'LogRetentionDays: "31"')))
+    plan = estate.plan()
+    foreign = estate.world.cfn.foreign_operation(duration=100)
+    started = estate.world.clock()
+    estate.apply(plan)
+    tries = estate.world.cfn.calls_to("UpdateStackInstances")[-2:]
+    assert [t["Accounts"] for t in tries] == [[DEV], [DEV]]
+    assert tries[0]["OperationId"] == tries[1]["OperationId"]  # the same idempotency token on retry
+    assert estate.world.clock() - started >= 100
+    assert f"started dev running operation {foreign}" in estate.reporter.steps
+    assert estate.world.cfn.instances[(DEV, REGION)].overrides["LogRetentionDays"] == "31"
+
+
+def test_slow_operation_shows_progress_then_times_out_with_its_id(tmp_path: Path) -> None:
+    two_accounts = CONFIG.replace('account_id: "111111111111"\n', 'account_id: "111111111111"\n'
+                                  '    extra_account_ids: ["444444444444"]\n')
+    estate = Estate(tmp_path, two_accounts)
+    estate.world.cfn.durations = [10_000]
+    with pytest.raises(WaitTimeout) as info:
+        estate.apply()
+    op_id = estate.world.cfn.calls_to("CreateStackInstances")[0]["OperationId"]
+    assert info.value.message.startswith(f"gave up waiting for dev: CreateStackInstances (operation {op_id}")
+    assert "re-run replctl deploy" in (info.value.hint or "")
+    assert max(estate.world.clock.sleeps) == 8 and 600 <= sum(estate.world.clock.sleeps) <= 601
+    seen = {results for _, status, results in estate.reporter.progress_seen if status == "RUNNING"}
+    assert ((DEV, REGION, "RUNNING"), ("444444444444", REGION, "PENDING")) in seen
+    assert estate.world.cfn.calls_to("CreateStackInstances")[0]["ParameterOverrides"] != []
+    assert all(STAGING not in a for _, a in estate.instance_calls())
+
+
+def test_throttled_reads_are_retried(estate: Estate) -> None:
+    estate.world.cfn.throttle.update({"DescribeStackSetOperation": 3, "ListStackSetOperationResults": 1,
+                                      "ListStackInstances": 2})
+    estate.apply()
+    assert any("throttled while polling (Throttling)" in s for s in estate.reporter.steps)
+    assert estate.world.cfn.instances[(PROD, REGION)].status == "CURRENT"
+
+
+def test_interrupted_wait_is_resumed_by_attaching(estate: Estate) -> None:
+    cfn, clock = estate.world.cfn, estate.world.clock
+
+    def interrupt_during_staging(_: float) -> None:
+        if any((STAGING, REGION) in op.targets and not op.settled for op in cfn.operations.values()):
+            clock.on_sleep = None
+            raise KeyboardInterrupt
+
+    clock.on_sleep = interrupt_during_staging
+    with pytest.raises(KeyboardInterrupt):
+        estate.apply()
+    running = [op.id for op in cfn.operations.values() if not op.settled]
+    assert len(running) == 1
+
+    outcomes = attach(estate.config, estate.world.clients(), reporter=estate.reporter, sleep=clock.sleep, clock=clock)
+    assert [(o.operation_id, o.status.value) for o in outcomes] == [(running[0], "SUCCEEDED")]
+    plan = estate.plan()
+    assert [w.steps for w in plan.waves][:3] == [(), (), (CreateInstances(
+        "prod", (PROD,), (REGION,), params({"Environment": "prod", "LogRetentionDays": "365",
+                                            "ReplicateToProd": "false", "ReplicateToStaging": "false"})),)]
+    estate.apply(plan)
+    assert len(cfn.calls_to("CreateStackInstances")) == 3  # staging was never started twice
+
+
+def test_gate_alarm_stops_the_rollout(estate: Estate) -> None:
+    estate.world.watch(STAGING).alarms.append({"AlarmName": "replctl-staging-metadata-lag", "StateValue": "ALARM",
+                                               "StateReason": "Threshold Crossed: 1 datapoint [4.2] > 1.0"})
+    estate.world.watch(STAGING).alarms.append({"AlarmName": "replctl-staging-errors-x", "StateValue": "OK"})
+    with pytest.raises(DeployError) as info:
+        estate.apply()
+    assert info.value.message == ("staging: gate failed, alarms in ALARM:\n"
+                                  f"  {STAGING} {REGION}: replctl-staging-metadata-lag — "
+                                  "Threshold Crossed: 1 datapoint [4.2] > 1.0")
+    assert all(PROD not in a for _, a in estate.instance_calls())
+    assert estate.world.watch(STAGING).calls[0] == {"AlarmNamePrefix": "replctl-staging-", "StateValue": "ALARM"}
+
+
+def test_gate_bakes_before_checking(tmp_path: Path) -> None:
+    text = CONFIG.replace('      LogRetentionDays: "30"\n', '      LogRetentionDays: "30"\n    gate:\n      wait_seconds: 300\n')
+    estate = Estate(tmp_path, text)
+    estate.apply()
+    assert estate.world.clock.sleeps.count(300) == 2  # after dev's rollout and after its wiring
+    assert "dev: baking for 300s before checking its alarms" in estate.reporter.steps
+
+
+def test_expired_admin_credentials_are_an_access_error(estate: Estate) -> None:
+    estate.world.cfn.raise_next["CreateStackInstances"] = error("ExpiredToken", "The security token included in "
+                                                               "the request is expired", "CreateStackInstances")
+    with pytest.raises(AwsAccessError, match="expired"):
+        estate.apply()
+
+
+def test_rejected_call_names_the_environment(estate: Estate) -> None:
+    estate.world.cfn.raise_next["CreateStackInstances"] = error("ValidationError", "Account 111111111111 should "
+                                                               "have 'AWSCloudFormationStackSetExecutionRole'",
+                                                               "CreateStackInstances")
+    with pytest.raises(DeployError) as info:
+        estate.apply()
+    assert info.value.message == ("dev: CreateStackInstances was rejected: ValidationError: Account 111111111111 "
+                                  "should have 'AWSCloudFormationStackSetExecutionRole'")
+
+
+def test_large_template_is_uploaded_and_sent_by_url(tmp_path: Path) -> None:
+    big = TEMPLATE.replace("Description: Small", "Description: Small" + " padding" * 7000)
+    estate = Estate(tmp_path, template=big)
+    estate.apply()
+    created = estate.world.cfn.stack_set["create_kwargs"]
+    assert "TemplateBody" not in created
+    bucket = f"replctl-artifacts-{ADMIN}-{REGION}"
+    key = created["TemplateURL"].split(".amazonaws.com/", 1)[1]
+    assert created["TemplateURL"] == f"https://{bucket}.s3.us-east-1.amazonaws.com/{key}"
+    assert estate.world.s3.buckets[bucket]["objects"][key] == big.encode()
+    assert not estate.plan().changes
+
+
+def test_template_change_updates_dev_first_then_brings_forward(estate: Estate) -> None:
+    estate.apply()
+    write_estate(estate.config.path.parent, template=TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n"))
+    since = len(estate.world.cfn.calls)
+    estate.apply()
+    assert estate.instance_calls(since) == [("UpdateStackSet", (DEV,)), ("UpdateStackSet", (STAGING,)),
+                                            ("UpdateStackSet", (PROD,))]
+    first, later = estate.world.cfn.calls_to("UpdateStackSet")[-3], estate.world.cfn.calls_to("UpdateStackSet")[-1]
+    assert "TemplateBody" in first and "UsePreviousTemplate" not in first
+    assert later["UsePreviousTemplate"] is True and all(p["UsePreviousValue"] for p in later["Parameters"])
+    assert {i.status for i in estate.world.cfn.instances.values()} == {"CURRENT"}
+    assert {i.deployed_template for i in estate.world.cfn.instances.values()} == {
+        TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n")}
