@@ -6,7 +6,8 @@ last-modified time of the source it was copied from, in its Description
 a strictly newer source (later LastModifiedDate, or the same time and a higher version), so a
 stale or replayed event can never win. The event itself is only a trigger: the handler re-reads
 the source (the event carries no value anyway), so Create, Update, Delete and a late duplicate
-all converge on the source's current state.
+all converge on the source's current state. (Two invocations racing between DescribeParameters
+and PutParameter can still land the older value; the scheduled reconciliation repairs that.)
 
 S3 replication failures are turned into `LOCAL#S3FAILURE` items; the heartbeat's lag
 measurement is a bounded poll with an injectable clock and sleep.
