@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTING = "/app/dev/config/feature-flags/new-checkout"
+SETTING = "/app/{env}/config/checkout/timeout-ms"
+ENVIRONMENTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 ARTIFACT_KEY = "config/app-settings.json"
 
 
@@ -40,26 +41,50 @@ def replctl(*args: str, ok_codes: tuple[int, ...] = (0,), capture: bool = False)
     return proc
 
 
-def change_dev(endpoint: str) -> dict[str, Any]:
-    """Change a setting and an artifact in dev, as an application team in dev would."""
+def _session(endpoint: str, account: str) -> Any:
     import boto3
 
     sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
-    creds = sts.assume_role(RoleArn="arn:aws:iam::111111111111:role/app-deployer",
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/app-deployer",
                             RoleSessionName="demo")["Credentials"]
-    session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                            aws_session_token=creds["SessionToken"], region_name="us-east-1")
+    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                         aws_session_token=creds["SessionToken"], region_name="us-east-1")
+
+
+def seed_settings(endpoint: str) -> None:
+    """Each environment's application team owns the same setting in its own hierarchy."""
+    for env, account in ENVIRONMENTS.items():
+        ssm = _session(endpoint, account).client("ssm", endpoint_url=endpoint)
+        ssm.put_parameter(Name=SETTING.format(env=env), Value="2000", Type="String", Overwrite=True)
+        print(f"  ({env}) ssm put-parameter {SETTING.format(env=env)} = 2000")
+
+
+def change_dev(endpoint: str) -> dict[str, Any]:
+    """Change a setting and an artifact in dev, as an application team in dev would."""
+    session = _session(endpoint, ENVIRONMENTS["dev"])
     ssm = session.client("ssm", endpoint_url=endpoint)
     s3 = session.client("s3", endpoint_url=endpoint)
-    value = f"enabled-{int(time.time())}"
-    ssm.put_parameter(Name=SETTING, Value=value, Type="String", Overwrite=True)
-    print(f"  (dev) ssm put-parameter {SETTING} = {value}")
-    bucket = "replctl-config-dev-111111111111"
-    body = json.dumps({"checkout": {"new": True}, "changed": value}).encode()
+    name = SETTING.format(env="dev")
+    value = "1500"
+    ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    print(f"  (dev) ssm put-parameter {name} = {value}")
+    bucket = f"replctl-config-dev-{ENVIRONMENTS['dev']}"
+    body = json.dumps({"checkout": {"timeout_ms": int(value)}, "release": time.strftime("%Y%m%d%H%M%S")}).encode()
     s3.put_object(Bucket=bucket, Key=ARTIFACT_KEY, Body=body)
     print(f"  (dev) s3 put-object s3://{bucket}/{ARTIFACT_KEY} ({len(body)} bytes)")
-    return {"setting": SETTING, "value": value, "artifact": f"s3://{bucket}/{ARTIFACT_KEY}"}
+    return {"setting": name, "value": value, "artifact": f"s3://{bucket}/{ARTIFACT_KEY}"}
+
+
+def show_downstream(endpoint: str) -> None:
+    """Read the change back where it landed: the mirrors and the replicas in staging and prod."""
+    name = SETTING.format(env="dev")
+    for env in ("staging", "prod"):
+        session = _session(endpoint, ENVIRONMENTS[env])
+        value = session.client("ssm", endpoint_url=endpoint).get_parameter(Name=name)["Parameter"]["Value"]
+        body = session.client("s3", endpoint_url=endpoint).get_object(
+            Bucket=f"replctl-config-{env}-{ENVIRONMENTS[env]}", Key=ARTIFACT_KEY)["Body"].read()
+        print(f"  ({env}) {name} = {value}; s3 {ARTIFACT_KEY} = {body.decode()}")
 
 
 def main() -> int:
@@ -77,16 +102,17 @@ def main() -> int:
         _banner("3. plan, then deploy dev → staging → prod")
         replctl("--sandbox", "plan")
         replctl("--sandbox", "deploy", "--yes")
-        _banner("4. a setting and an artifact change in dev")
+        _banner("4. each environment's settings exist; then a setting and an artifact change in dev")
+        seed_settings(info.endpoint)
         change_dev(info.endpoint)
         _banner("5. the functions carry the change downstream (EventBridge and the stream, played locally)")
         replctl("--sandbox", "sandbox", "invoke", "replication-monitor", "--env", "dev", "--kind", "ssm-change",
-                "--name", SETTING, "-o", "json", capture=True)
-        replctl("--sandbox", "sandbox", "invoke", "replication-monitor", "--env", "dev", "-o", "json", capture=True)
-        replctl("--sandbox", "sandbox", "invoke", "replication-monitor", "--env", "staging", "-o", "json",
-                capture=True)
+                "--name", SETTING.format(env="dev"))
         for env in ("dev", "staging", "prod"):
-            replctl("--sandbox", "sandbox", "invoke", "config-validator", "--env", env, "-o", "json", capture=True)
+            replctl("--sandbox", "sandbox", "invoke", "replication-monitor", "--env", env)
+        for env in ("dev", "staging", "prod"):
+            replctl("--sandbox", "sandbox", "invoke", "config-validator", "--env", env)
+        show_downstream(info.endpoint)
         _banner("6. replication health")
         replctl("--sandbox", "status", ok_codes=(0, 20, 21, 22))
         _banner("7. drift and parity")

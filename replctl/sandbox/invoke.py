@@ -134,6 +134,16 @@ def deliver_emf(cloudwatch: Any, lines: list[str]) -> int:
     return sent
 
 
+def publish_lambda_metrics(cloudwatch: Any, function_name: str, *, error: bool, duration_seconds: float) -> None:
+    """The AWS/Lambda metrics the Lambda service publishes for every invocation."""
+    dims = [{"Name": "FunctionName", "Value": function_name}]
+    cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[
+        {"MetricName": "Invocations", "Dimensions": dims, "Unit": "Count", "Value": 1.0},
+        {"MetricName": "Errors", "Dimensions": dims, "Unit": "Count", "Value": 1.0 if error else 0.0},
+        {"MetricName": "Duration", "Dimensions": dims, "Unit": "Milliseconds", "Value": duration_seconds * 1000},
+    ])
+
+
 # --------------------------------------------------------------------------- built-in events
 
 
@@ -233,10 +243,11 @@ class EmulatedServices:
 
     def __init__(self, *, s3: Any, cloudwatch: Any, bucket: str, stream_batch: Callable[[], dict[str, Any]],
                  stream_handler: Callable[[Any, Any], Any] | None, context: Any,
-                 interval: float = 0.1) -> None:
+                 stream_function: str = "", interval: float = 0.1) -> None:
         self.s3, self.cloudwatch, self.bucket = s3, cloudwatch, bucket
         self.stream_batch, self.stream_handler, self.context = stream_batch, stream_handler, context
         self.interval = interval
+        self.stream_function = stream_function
         self.copied: list[str] = []
         self.records = 0
         self.record_failures = 0
@@ -270,7 +281,17 @@ class EmulatedServices:
             batch = self.stream_batch()
             if batch["Records"]:
                 self.records += len(batch["Records"])
-                result = self.stream_handler(batch, self.context) or {}
+                started = time.monotonic()
+                failed = False
+                try:
+                    result = self.stream_handler(batch, self.context) or {}
+                except Exception:
+                    failed, result = True, {}
+                    raise
+                finally:
+                    if self.stream_function:
+                        publish_lambda_metrics(self.cloudwatch, self.stream_function, error=failed,
+                                               duration_seconds=time.monotonic() - started)
                 self.record_failures += len(result.get("batchItemFailures", []))
         except Exception as exc:  # noqa: BLE001 - reported, never fatal to the function run
             self.errors.append(f"stream: {type(exc).__name__}: {exc}")
@@ -402,7 +423,7 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
             stream_batch=lambda: stream_event(session, endpoint, region, table,
                                               cursor_file=state_dir() / "stream-cursors" / f"{env_name}.json"),
             stream_handler=handlers["stream-processor"] if function != "stream-processor" else None,
-            context=context,
+            context=context, stream_function=f"{prefix}-stream-processor",
         )
         # What AWS runs beside the function while it works: S3 replication, and (while the
         # monitor waits for its heartbeat downstream) the table's stream mapping.
@@ -416,6 +437,7 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
     elapsed = time.monotonic() - started
     lines = captured.getvalue().splitlines()
     cw = factory.client("cloudwatch", region=region, account=account, role_arn=role)
+    publish_lambda_metrics(cw, fn_name, error=error is not None, duration_seconds=elapsed)
     delivered = deliver_emf(cw, lines)
     log(f"{fn_name} in {env_name}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s; "
         f"{delivered} metric values delivered to CloudWatch; {services.summary()}")
