@@ -396,7 +396,7 @@ def test_scheduled_event_through_the_handler(estate: Estate, capsys: pytest.Capt
 
     assert set(result["lag"]) == {"staging", "prod"}
     assert result["lag"]["staging"]["metadata"][1] is False
-    assert 0.1 <= result["lag"]["staging"]["metadata"][0] < 2.0
+    assert 0.19 <= result["lag"]["staging"]["metadata"][0] < 10.0  # lower bound: the poll budget
     out = capsys.readouterr().out
     assert {d["Target"] for d, _ in metric_values(out, "MetadataReplicationLag")} == {"staging", "prod"}
 
