@@ -1,0 +1,5 @@
+"""`python -m replctl` runs the CLI."""
+
+from replctl.cli import main
+
+main()
