@@ -902,6 +902,20 @@ def _refuse_unless_upstream_current(
 # --------------------------------------------------------------------------- the entry point
 
 
+def prepare_template(
+    config: Config,
+    template_transform: Callable[[str], str] = identity,
+    *,
+    lint: bool = True,
+    note: Callable[[str], None] | None = None,
+) -> Template:
+    """Load the template (YAML check), lint the file, apply the transform. No AWS call."""
+    template = load_template(config.stackset.template, template_transform)
+    if lint:
+        lint_template(config.stackset.template, config.regions, note=note)
+    return template
+
+
 def build_plan(
     config: Config,
     clients: Clients,
@@ -912,13 +926,18 @@ def build_plan(
     force: bool = False,
     lint: bool = True,
     note: Callable[[str], None] | None = None,
+    template: Template | None = None,
 ) -> Plan:
-    """Check the template, read AWS, and decide. Makes no mutating call."""
+    """Check the template, read AWS, and decide. Makes no mutating call.
+
+    `template_transform` is applied to the template text before it is compared with the stack
+    set and uploaded (identity by default; the sandbox passes its adapter). Pass `template` when
+    `prepare_template` already ran.
+    """
     if only is not None:
         config.environment(only)  # unknown names are a ConfigError before anything else
-    if lint:
-        lint_template(config.stackset.template, config.regions, note=note)
-    template = load_template(config.stackset.template, template_transform)
+    if template is None:
+        template = prepare_template(config, template_transform, lint=lint, note=note)
     check_parameters(config, template, artifacts)
     observed = observe(config, clients, template, artifacts)
     return decide(config, template, artifacts, observed, only=only, force=force)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from replctl.render import Output
     from replctl.rollout import InstanceResult, OperationOutcome, RolloutLog
     from replctl.statuses import OperationStatus
+    from replctl.templates import Template
 
 
 # --------------------------------------------------------------------------- seams
@@ -123,10 +124,14 @@ def deploy_cmd(
     rt = runtime(st)
     reporter = ConsoleReporter(st.output)
     log = RolloutLog()
+    template = _template(st, rt, env)  # the template is checked before any AWS call
     if not dry_run:
         # An operation left running (Ctrl-C, a timeout) finishes before we plan against it.
-        attach(config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
-    plan = _plan(st, rt, env, force)
+        try:
+            attach(config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
+        finally:
+            reporter.close()
+    plan = _plan(st, rt, env, force, template)
     if dry_run:
         _show(st.output, plan, "dry-run")
         if detailed_exitcode and plan.changes:
@@ -148,18 +153,31 @@ def deploy_cmd(
         if st.output.json:
             st.output.emit_json(_result("interrupted", plan, log))
         raise
+    finally:
+        reporter.close()
     if st.output.json:
         st.output.emit_json(_result("succeeded", plan, log))
     else:
         st.output.info(f"deployed: {', '.join(log.completed)}; every instance CURRENT/SUCCEEDED")
 
 
-def _plan(st: State, rt: Runtime, env: str | None, force: bool) -> Plan:
+def _template(st: State, rt: Runtime, env: str | None) -> Template:
+    from replctl.plan import prepare_template
+
+    config = st.config()
+    if env is not None:
+        config.environment(env)
+    return prepare_template(config, rt.template_transform, note=st.output.note)
+
+
+def _plan(st: State, rt: Runtime, env: str | None, force: bool, template: Template | None = None) -> Plan:
     from replctl.plan import build_plan
 
     config = st.config()
+    if template is None:
+        template = _template(st, rt, env)
     return build_plan(config, rt.clients, artifacts=rt.artifacts(), template_transform=rt.template_transform,
-                      only=env, force=force, note=st.output.note)
+                      only=env, force=force, template=template)
 
 
 def _confirm(st: State, plan: Plan, yes: bool) -> None:
@@ -276,35 +294,65 @@ def render_plan(output: Output, plan: Plan) -> None:
 
 
 class ConsoleReporter:
-    """Progress on stderr: one line per step, operation, and change of an instance's result."""
+    """Progress on stderr: one line per step, operation, and change of an instance's result.
+
+    On a terminal a rich progress bar per operation counts finished instances; the lines are
+    printed above it, so a log (or CI output) shows the same story without the bar.
+    """
 
     def __init__(self, output: Output) -> None:
         self.output = output
         self.seen: dict[str, dict[tuple[str, str], str]] = {}
         self.env: dict[str, str] = {}
         self.status: dict[str, str] = {}
+        self.bar: Any = None
+        self.task: Any = None
+
+    def _print(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(message, markup=False, highlight=False)
+        else:
+            self.output.info(message)
 
     def step(self, message: str) -> None:
-        self.output.info(message)
+        self._print(message)
 
     def started(self, environment: str, action: str, operation_id: str, total: int) -> None:
         self.env[operation_id] = environment
         self.seen.setdefault(operation_id, {})
         count = f" on {total} instance{'s' if total != 1 else ''}" if total else ""
-        self.output.info(f"{environment}: {action} operation {operation_id} started{count}; waiting")
+        self._print(f"{environment}: {action} operation {operation_id} started{count}; waiting")
+        err = self.output.err
+        if err is not None and err.is_terminal and not self.output.json:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(f"{environment}: {action}", total=total or None)
 
     def progress(self, operation_id: str, status: OperationStatus, results: Sequence[InstanceResult]) -> None:
         env = self.env.get(operation_id, "")
         seen = self.seen.setdefault(operation_id, {})
+        done = sum(1 for r in results if r.status.finished)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=max(len(results), 1),
+                            description=f"{env}: {status.value.lower()}")
         if self.status.get(operation_id) != status.value:
             self.status[operation_id] = status.value
-            done = sum(1 for r in results if r.status.finished)
-            self.output.info(f"{env}: operation {operation_id} {status.value} ({done}/{len(results)} instances done)")
+            self._print(f"{env}: operation {operation_id} {status.value} ({done}/{len(results)} instances done)")
         for r in results:
             if seen.get((r.account, r.region)) != r.status.value:
                 seen[(r.account, r.region)] = r.status.value
                 reason = f" — {r.reason}" if r.reason and not r.status.ok else ""
-                self.output.info(f"  {env} {r.account} {r.region}: {r.status.value}{reason}")
+                self._print(f"  {env} {r.account} {r.region}: {r.status.value}{reason}")
+
+    def close(self) -> None:
+        """Stop the progress bar (also after a failure, a timeout or Ctrl-C)."""
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = self.task = None
 
     def finished(self, outcome: OperationOutcome) -> None:
+        self.close()
         self.output.info(f"{outcome.environment}: operation {outcome.operation_id} {outcome.status.value}")
