@@ -51,9 +51,9 @@ from replctl.plan import (
     step_action,
 )
 from replctl.statuses import OperationStatus, ResultStatus, parse
-from replctl.waiting import Poll, wait_until
+from replctl.waiting import Poll, intervals, wait_until
 
-#: How often a call refused with OperationInProgressException is retried after waiting.
+#: How often a start call refused with OperationInProgressException or throttling is retried.
 MAX_IN_PROGRESS_RETRIES = 5
 
 
@@ -315,7 +315,9 @@ class _Rollout:
     def operation(self, env: str, step: Step, call: Callable[..., Any], kwargs: dict[str, Any], total: int) -> None:
         """Start one StackSet operation, wait for it, and fail loudly if it did not succeed."""
         action = step_action(step)
+        # The same OperationId on every retry: AWS starts the operation at most once.
         kwargs["OperationId"] = f"replctl-{uuid.uuid4()}"
+        backoff = intervals(self.config.stackset.wait)
         for attempt in range(MAX_IN_PROGRESS_RETRIES + 1):
             try:
                 op_id = call(**kwargs)["OperationId"]
@@ -325,6 +327,10 @@ class _Rollout:
                 if code == "OperationInProgressException" and attempt < MAX_IN_PROGRESS_RETRIES:
                     self.reporter.step(f"{env}: another operation is running on {self.name}; waiting for it")
                     self.wait_for_running(env)
+                    continue
+                if _transient(exc) and attempt < MAX_IN_PROGRESS_RETRIES:
+                    self.reporter.step(f"{env}: {action} throttled ({code}); retrying with the same operation id")
+                    self.sleep(backoff())
                     continue
                 if code == "OperationIdAlreadyExistsException":
                     op_id = kwargs["OperationId"]  # a retried request that AWS had already accepted

@@ -265,3 +265,29 @@ def test_template_change_updates_dev_first_then_brings_forward(estate: Estate) -
     assert {i.status for i in estate.world.cfn.instances.values()} == {"CURRENT"}
     assert {i.deployed_template for i in estate.world.cfn.instances.values()} == {
         TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n")}
+
+
+def test_service_managed_targets_accounts_within_the_ou(tmp_path: Path) -> None:
+    text = CONFIG.replace("  managed_execution: false\n", "  managed_execution: false\n  permission_model: SERVICE_MANAGED\n")
+    for env, ou in (("dev", "ou-ab12-devdev01"), ("staging", "ou-ab12-stgstg01"), ("prod", "ou-ab12-prdprd01")):
+        text = text.replace(f"    ssm_path: /app/{env}/config\n",
+                            f"    ssm_path: /app/{env}/config\n    organizational_unit_id: {ou}\n")
+    estate = Estate(tmp_path, text)
+    estate.apply()
+    created = estate.world.cfn.stack_set["create_kwargs"]
+    assert created["PermissionModel"] == "SERVICE_MANAGED" and created["AutoDeployment"] == {"Enabled": False}
+    assert "AdministrationRoleARN" not in created
+    first = estate.world.cfn.calls_to("CreateStackInstances")[0]
+    assert first["DeploymentTargets"] == {"OrganizationalUnitIds": ["ou-ab12-devdev01"], "Accounts": [DEV],
+                                          "AccountFilterType": "INTERSECTION"}
+    assert "Accounts" not in first
+    assert set(estate.world.cfn.instances) == {(DEV, REGION), (STAGING, REGION), (PROD, REGION)}
+
+
+def test_throttled_start_is_retried_with_the_same_operation_id(estate: Estate) -> None:
+    estate.world.cfn.throttle["CreateStackInstances"] = 2
+    estate.apply()
+    tries = estate.world.cfn.calls_to("CreateStackInstances")[:3]
+    assert [t["Accounts"] for t in tries] == [[DEV], [DEV], [DEV]]
+    assert len({t["OperationId"] for t in tries}) == 1
+    assert len(estate.world.cfn.operations) == 5
