@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, TypeVar
 
-from replctl.config import Config, Environment
+from replctl.config import Config
 from replctl.errors import ConfigError, ExitCode, ReplctlError
 from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus
 
@@ -218,15 +219,8 @@ def names_for(config: Config) -> Names:
         bucket_prefix=params["ReplicationBucketName"],
         ssm_prefix=config.ssm_prefix,
         observer_role_name=config.observer_role_name,
-        accounts={e.name: e.account_id for e in config.environments},
+        accounts=MappingProxyType({e.name: e.account_id for e in config.environments}),
     )
-
-
-def downstream_of(environment: str, config_envs: tuple[Environment, ...]) -> tuple[str, ...]:
-    """The environments after `environment` in the flow that the config has."""
-    have = {e.name for e in config_envs}
-    later = FLOW[FLOW.index(environment) + 1:] if environment in FLOW else ()
-    return tuple(e for e in later if e in have)
 
 
 # --------------------------------------------------------------------------- status facts
@@ -494,12 +488,6 @@ class ParityTarget:
     bucket_missing: bool = False
     parameters: Mapping[str, str] | None = None  # the instance's effective stack set parameters
     problems: tuple[Problem, ...] = ()
-
-    def problem(self, check: str) -> str | None:
-        for p in self.problems:
-            if p.signal == check:
-                return p.message
-        return None
 
 
 @dataclass(frozen=True)

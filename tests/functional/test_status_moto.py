@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from replctl.aws import Call, SessionFactory
 from replctl.cli import app
 from replctl.config import load_config
-from tests.conftest import ADMIN, DEV, PROD, STAGING
+from tests.conftest import DEV, PROD, STAGING
 
 runner = CliRunner()
 REGION = "us-east-1"
