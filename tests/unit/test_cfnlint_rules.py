@@ -12,6 +12,7 @@ config file, rule loading and mandatory checks are all exercised.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -121,3 +122,22 @@ def test_config_template_glob_covers_every_cfn_template():
     config = yaml.safe_load((REPO / ".cfnlintrc.yaml").read_text())
     covered = {p for pattern in config["templates"] for p in REPO.glob(pattern)}
     assert covered == set((REPO / "cfn").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (REPO / "cfn").glob("*.yaml")))
+def test_every_resource_has_a_comment_saying_why_it_exists(template):
+    """Each resource is introduced by a "# Why: ..." comment block (DESIGN §1)."""
+    lines = (REPO / "cfn" / template).read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if re.fullmatch(r"  [A-Za-z0-9]+:", line)]
+    in_resources = lines.index("Resources:")
+    end = next((i for i, line in enumerate(lines) if i > in_resources and re.fullmatch(r"[A-Za-z]+:", line)), len(lines))
+    missing = []
+    for start in (s for s in starts if in_resources < s < end):
+        block = []
+        i = start - 1
+        while i >= 0 and lines[i].startswith("  #"):
+            block.append(lines[i])
+            i -= 1
+        if not any(line.strip().startswith("# Why:") for line in block):
+            missing.append(lines[start].strip())
+    assert missing == []
