@@ -43,7 +43,6 @@ from replctl.plan import (
     UpdateStackSet,
     UploadArtifact,
     UploadTemplate,
-    Wave,
     describe_step,
     instance_state,
     list_instances,
@@ -547,6 +546,6 @@ _EMPTY = Plan(
 )
 
 __all__ = [
-    "InstanceResult", "OperationOutcome", "Reporter", "RolloutLog", "SilentReporter", "Wave", "apply", "attach",
+    "InstanceResult", "OperationOutcome", "Reporter", "RolloutLog", "SilentReporter", "apply", "attach",
     "operation_failed",
 ]
