@@ -143,8 +143,8 @@ def _resources(statement: Statement) -> list[str]:
     resources = [str(r) for r in _as_list(statement.body.get("Resource", []))]
     if statement.kind == "key":
         # In a key policy "*" is the key the policy is attached to.
-        return [f"arn:aws:kms:us-east-1:{r.split(':')[4] if r != '*' else _account_of(statement)}:key/{cfnkit.KEY_ID}"
-                if r == "*" else r for r in resources]
+        key = f"arn:aws:kms:{cfnkit.REGION}:{_account_of(statement)}:key/{cfnkit.KEY_ID}"
+        return [key if r == "*" else r for r in resources]
     return resources
 
 
