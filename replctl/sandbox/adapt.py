@@ -147,20 +147,21 @@ class StackSetEmulation:
 
     def install(self, cfn_client: Any) -> None:
         events = cfn_client.meta.events
-        events.register("provide-client-params.cloudformation.CreateStackInstances", self._merge_overrides(cfn_client))
         for op in ("UpdateStackSet", "UpdateStackInstances", "CreateStackInstances"):
             events.register(f"provide-client-params.cloudformation.{op}", _stash_params)
+        events.register("provide-client-params.cloudformation.CreateStackInstances", self._merge_overrides(cfn_client))
         events.register("after-call.cloudformation.UpdateStackSet", self._after_update(cfn_client))
         events.register("after-call.cloudformation.UpdateStackInstances", self._after_update(cfn_client))
         events.register("after-call.cloudformation.CreateStackInstances", self._after_update(cfn_client))
 
     def _merge_overrides(self, cfn: Any) -> Callable[..., None]:
-        def hook(params: dict[str, Any], **_: Any) -> None:
+        def hook(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
             overrides = params.get("ParameterOverrides")
             if not overrides:
                 return
             ss = cfn.describe_stack_set(StackSetName=params["StackSetName"])["StackSet"]
             params["ParameterOverrides"] = merged_parameters(ss.get("Parameters", []), overrides)
+            context["replctl_expanded_overrides"] = True
         return hook
 
     def _after_update(self, cfn: Any) -> Callable[..., None]:
@@ -171,6 +172,11 @@ class StackSetEmulation:
             name = params["StackSetName"]
             accounts = params.get("Accounts") or []
             regions = params.get("Regions") or []
+            if context.get("replctl_expanded_overrides") and not context.get("replctl_restoring"):
+                # moto stored the expanded list as the instances' overrides; AWS stores what was
+                # sent. Put the original overrides back (a metadata-only call in moto).
+                cfn.update_stack_instances(StackSetName=name, Accounts=accounts, Regions=regions,
+                                           ParameterOverrides=params.get("ParameterOverrides") or [])
             ss = cfn.describe_stack_set(StackSetName=name)["StackSet"]
             for account in accounts:
                 for region in regions:
@@ -203,8 +209,9 @@ class StackSetEmulation:
 
 
 def _stash_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    # after-call handlers see the response, not the request: keep the request's parameters.
-    context["replctl_params"] = dict(params)
+    # after-call handlers see the response, not the request: keep the request's parameters
+    # as the caller sent them (before any expansion below).
+    context["replctl_params"] = copy.deepcopy(params)
 
 
 def _template_body(stack_set: dict[str, Any]) -> str:

@@ -73,8 +73,8 @@ def _alive(pid: int) -> bool:
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
     """True when the emulator answers its management API."""
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=timeout) as resp:  # noqa: S310
-            return resp.status == 200
+        with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=timeout) as resp:  # noqa: S310
+            return 200 <= resp.status < 300
     except (urllib.error.URLError, OSError):
         return False
 

@@ -1,0 +1,88 @@
+"""The sandbox's template adaptation: each substitution listed and tested; the file itself untouched."""
+
+from __future__ import annotations
+
+import json
+
+from replctl import cfnyaml
+from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters
+from tests.conftest import REPO
+
+TEMPLATE = REPO / "cfn" / "replication.yaml"
+
+
+def test_every_substitution_is_listed() -> None:
+    original = TEMPLATE.read_text()
+    result = adapt(original)
+    assert result.substitutions == (
+        "MetadataTable: AWS::DynamoDB::GlobalTable -> AWS::DynamoDB::Table (replicas dropped)",
+        "MetadataStreamMapping: AWS::Lambda::EventSourceMapping removed (played by `sandbox invoke`)",
+        "AlarmTopicKey: KeyPolicy passed as a JSON string",
+        "AlarmTopicKey: Tags given as TagKey/TagValue (moto reads the API's tag shape)",
+    )
+    assert TEMPLATE.read_text() == original  # the template stays written for AWS
+
+
+def test_global_table_becomes_a_table_with_the_same_schema() -> None:
+    before = cfnyaml.load(TEMPLATE.read_text())["Resources"]["MetadataTable"]["Properties"]
+    after = json.loads(adapt(TEMPLATE.read_text()).text)["Resources"]["MetadataTable"]
+    assert after["Type"] == "AWS::DynamoDB::Table"
+    for key in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "StreamSpecification"):
+        assert after["Properties"][key] == before[key]
+    assert "Replicas" not in after["Properties"]
+
+
+def test_event_source_mapping_and_references_are_gone() -> None:
+    adapted = adapt(TEMPLATE.read_text()).text
+    doc = json.loads(adapted)
+    assert not [r for r in doc["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert "MetadataStreamMapping" not in adapted
+
+
+def test_adapted_template_is_long_form_json() -> None:
+    # moto mis-evaluates the short `!Condition` tag; the adapted JSON has no tags at all.
+    adapted = adapt(TEMPLATE.read_text()).text
+    doc = json.loads(adapted)
+    assert doc["Conditions"]
+    assert "!Condition" not in adapted and "!Ref" not in adapted
+
+
+def test_kms_key_policy_is_a_json_string_or_rendered() -> None:
+    key = json.loads(adapt(TEMPLATE.read_text()).text)["Resources"]["AlarmTopicKey"]["Properties"]
+    policy = key["KeyPolicy"]
+    assert isinstance(policy, str) or set(policy) == {"Fn::ToJsonString"}
+    assert all(set(t) == {"TagKey", "TagValue"} for t in key.get("Tags", []))
+
+
+def test_overrides_merge_like_aws() -> None:
+    base = [{"ParameterKey": "Environment", "ParameterValue": "dev"},
+            {"ParameterKey": "ResourcePrefix", "ParameterValue": "replctl"}]
+    got = merged_parameters(base, [{"ParameterKey": "Environment", "ParameterValue": "prod"}])
+    assert got == [{"ParameterKey": "Environment", "ParameterValue": "prod"},
+                   {"ParameterKey": "ResourcePrefix", "ParameterValue": "replctl"}]
+
+
+def test_cfn_replication_rules_become_api_rules() -> None:
+    rc = {"Role": "arn:aws:iam::1:role/r", "Rules": [{"Id": "to-prod", "Priority": 2, "Filter": {},
+                                                     "Status": "Enabled", "Destination": {"Bucket": "arn:aws:s3:::b"},
+                                                     "DeleteMarkerReplication": {"Status": "Enabled"}}]}
+    api = _replication_api(rc)
+    assert api["Rules"][0]["ID"] == "to-prod" and api["Rules"][0]["Filter"] == {"Prefix": ""}
+
+
+def test_alarm_properties_become_api_arguments() -> None:
+    api = _alarm_api({"AlarmName": "a", "Threshold": "1", "Period": "60", "EvaluationPeriods": 1,
+                      "ComparisonOperator": "GreaterThanThreshold", "Namespace": "N", "MetricName": "M",
+                      "Statistic": "Maximum", "Tags": []})
+    assert api["Threshold"] == 1.0 and api["Period"] == 60 and "Tags" not in api
+
+
+def test_evaluator_resolves_conditions_per_environment() -> None:
+    template = cfnyaml.load(TEMPLATE.read_text())
+    common = {"AccountIdDev": "111111111111", "AccountIdStaging": "222222222222", "AccountIdProd": "333333333333",
+              "AdminAccountId": "123456789012", "ArtifactBucketName": "b", "ReplicationMonitorCodeKey": "k",
+              "ConfigValidatorCodeKey": "k", "StreamProcessorCodeKey": "k"}
+    for env, downstream in (("dev", True), ("staging", True), ("prod", False)):
+        ev = cfnyaml.Evaluator(template, {**common, "Environment": env, "ReplicateToStaging": "true",
+                                          "ReplicateToProd": "true"}, account="111111111111", region="us-east-1")
+        assert ev.condition("HasDownstream") is downstream
