@@ -117,6 +117,7 @@ class State:
     output: Output
     debug: bool = False
     sandbox: bool = False
+    command: str = ""
     _config: Config | None = field(default=None, repr=False)
     _factory: SessionFactory | None = field(default=None, repr=False)
 
@@ -152,9 +153,11 @@ class State:
                 base = sandbox_session(settings.region)
             self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn, base_session=base)
             if self.sandbox:
-                from replctl.sandbox.adapt import install_stackset_emulation
+                from replctl.sandbox.adapt import install_stackset_emulation, notes_for
 
                 install_stackset_emulation(self._factory, config.stackset.execution_role_name)
+                for note in notes_for(self.command):
+                    self.output.note(f"sandbox: {note}")
         return self._factory
 
 
@@ -168,6 +171,7 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         st = state(kwargs["ctx"])
+        st.command = kwargs["ctx"].info_name or ""
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.BadParameter):

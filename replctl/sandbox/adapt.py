@@ -37,13 +37,24 @@ from typing import Any
 
 from replctl import cfnyaml
 
-NOT_EMULATED = (
-    "the emulator does not evaluate alarms: they stay OK unless set with set-alarm-state",
-    "the emulator has no drift detection: `drift` checks parity only",
-    "functions run only through `replctl sandbox invoke` (no Docker); EventBridge rules and the stream "
-    "mapping are played by it",
-    "bucket policies are not applied (moto enforces any Deny regardless of its conditions)",
-)
+#: What the emulator cannot do, by the command that would need it; each is said once per run.
+NOT_EMULATED: dict[str, tuple[str, ...]] = {
+    "deploy": (
+        "the emulator runs StackSet operations instantly; StackSets' propagation of updates and the "
+        "resource properties moto skips are applied by the sandbox (replctl.sandbox.adapt)",
+        "bucket policies are not applied in the sandbox (moto enforces any Deny regardless of its conditions)",
+    ),
+    "status": (
+        "the emulator never evaluates alarms: they stay OK unless set with set-alarm-state",
+        "functions run only through `replctl sandbox invoke`; S3 replication and the stream mapping are "
+        "played by it, so lag and metrics are as fresh as the last invoke",
+    ),
+    "drift": ("the emulator has no drift detection: only the parity checks are meaningful",),
+}
+
+
+def notes_for(command: str) -> tuple[str, ...]:
+    return NOT_EMULATED.get(command, ())
 
 
 @dataclass(frozen=True)
