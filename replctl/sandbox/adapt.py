@@ -49,7 +49,6 @@ NOT_EMULATED: dict[str, tuple[str, ...]] = {
         "functions run only through `replctl sandbox invoke`; S3 replication and the stream mapping are "
         "played by it, so lag and metrics are as fresh as the last invoke",
     ),
-    "drift": ("the emulator has no drift detection: only the parity checks are meaningful",),
 }
 
 
