@@ -23,5 +23,8 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m replctl.sandbox.demo
 
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
