@@ -8,6 +8,7 @@ be assumed, the thing CloudFormation will need.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,13 +54,17 @@ class AdminFacts:
     identity_arn: str | None
     identity_error: str | None
     administration_role: RoleFacts
+    #: the administration role's inline policy documents (None: could not be read)
+    administration_policies: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
 class TargetFacts:
     environment: str
     account: str
-    assume_error: str | None
+    #: which role the account was read through ("observer" or "execution"), None if neither worked
+    access: str | None
+    access_errors: tuple[str, ...]
     execution_role: RoleFacts
     replication_role: RoleFacts
 
@@ -84,6 +89,19 @@ def replication_role_name(config: Config) -> str:
     return config.parameters.get("ReplicationRoleName", DEFAULT_REPLICATION_ROLE_NAME)
 
 
+def _inline_policies(iam: Any, role: str) -> tuple[dict[str, Any], ...] | None:
+    try:
+        names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=role)
+                 for n in page.get("PolicyNames", [])]
+        docs = []
+        for name in names:
+            doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            docs.append(json.loads(unquote(doc)) if isinstance(doc, str) else doc)
+        return tuple(docs)
+    except Exception:  # noqa: BLE001 - judged as "could not read"
+        return None
+
+
 def fetch_admin(config: Config, factory: SessionFactory) -> AdminFacts:
     try:
         ident = factory.caller_identity()
@@ -91,29 +109,42 @@ def fetch_admin(config: Config, factory: SessionFactory) -> AdminFacts:
     except Exception as exc:
         account, arn, err = None, None, translate(exc).message
     role = RoleFacts(exists=None, error="skipped: no working credentials")
+    policies = None
     if err is None:
         iam = factory.client("iam", region=config.stackset.home_region)
         role = _role(iam, config.stackset.administration_role_name)
-    return AdminFacts(account, arn, err, role)
+        if role.exists:
+            policies = _inline_policies(iam, config.stackset.administration_role_name)
+    return AdminFacts(account, arn, err, role, policies)
+
+
+def observer_role_arn(config: Config, account: str) -> str:
+    return f"arn:aws:iam::{account}:role/replctl/{config.observer_role_name}"
+
+
+def execution_role_arn(config: Config, account: str) -> str:
+    return f"arn:aws:iam::{account}:role/{config.stackset.execution_role_name}"
 
 
 def fetch_target(config: Config, factory: SessionFactory, env: Environment, account: str) -> TargetFacts:
+    """Read the account's IAM through the observer role (created by the bootstrap template), or,
+    where the operator may assume it, the execution role."""
     region = config.stackset.home_region
-    role_arn = f"arn:aws:iam::{account}:role/{config.stackset.execution_role_name}"
-    try:
-        iam = factory.client("iam", region=region, account=account, role_arn=role_arn)
-        # Force the AssumeRole now so a failure is reported as such, not as an IAM error.
-        factory.session(account, role_arn).get_credentials().get_frozen_credentials()
-    except Exception as exc:
-        unknown = RoleFacts(exists=None, error="not checked: the role could not be assumed")
-        return TargetFacts(env.name, account, translate(exc).message, unknown, unknown)
-    return TargetFacts(
-        env.name,
-        account,
-        None,
-        _role(iam, config.stackset.execution_role_name),
-        _role(iam, replication_role_name(config)),
-    )
+    errors: list[str] = []
+    for access, role_arn in (("observer", observer_role_arn(config, account)),
+                             ("execution", execution_role_arn(config, account))):
+        try:
+            # Force the AssumeRole now so a failure is reported as such, not as an IAM error.
+            factory.session(account, role_arn).get_credentials().get_frozen_credentials()
+            iam = factory.client("iam", region=region, account=account, role_arn=role_arn)
+        except Exception as exc:
+            errors.append(f"{access} role: {translate(exc).message}")
+            continue
+        return TargetFacts(env.name, account, access, tuple(errors),
+                           _role(iam, config.stackset.execution_role_name),
+                           _role(iam, replication_role_name(config)))
+    unknown = RoleFacts(exists=None, error="not checked: no role in this account could be assumed")
+    return TargetFacts(env.name, account, None, tuple(errors), unknown, unknown)
 
 
 def fetch(config: Config, factory: SessionFactory, envs: Iterable[Environment]) -> tuple[AdminFacts, list[TargetFacts]]:
@@ -199,6 +230,8 @@ def evaluate(config: Config, admin: AdminFacts, targets: list[TargetFacts],
     name = config.stackset.administration_role_name
     if config.stackset.permission_model == "SELF_MANAGED":
         checks.append(_admin_role_check(scope, name, admin.administration_role))
+        if admin.administration_role.exists:
+            checks.append(_admin_may_assume_check(scope, config, admin.administration_policies))
     for t in targets:
         checks.extend(_target_checks(config, t))
     return checks
@@ -221,57 +254,89 @@ def config_checks(config: Config, envs: Iterable[Environment] | None = None) -> 
 def _admin_role_check(scope: str, name: str, role: RoleFacts) -> Check:
     fix = "deploy cfn/stackset-administration-role.yaml in the admin account"
     if role.exists is None:
-        return Check(scope, f"administration role {name} exists", False, role.error or "unknown", fix)
+        return Check(scope, "administration role exists", False, role.error or "unknown", fix)
     if not role.exists:
-        return Check(scope, f"administration role {name} exists", False, "no such role", fix)
+        return Check(scope, "administration role exists", False, f"no role {name}", fix)
     _, services, _ = trusted_principals(role.trust)
     if "cloudformation.amazonaws.com" not in services:
-        return Check(scope, f"administration role {name} trusts CloudFormation", False,
+        return Check(scope, "administration role trusts CloudFormation", False,
                      f"trusted services: {', '.join(sorted(services)) or 'none'}",
                      "its trust policy must allow cloudformation.amazonaws.com to sts:AssumeRole")
-    return Check(scope, f"administration role {name} exists and trusts CloudFormation", True, "ok")
+    return Check(scope, "administration role exists and trusts CloudFormation", True, name)
+
+
+def _admin_may_assume_check(scope: str, config: Config, policies: tuple[dict[str, Any], ...] | None) -> Check:
+    label = "administration role may assume the execution role"
+    target = f"arn:aws:iam::{config.environments[0].account_id}:role/{config.stackset.execution_role_name}"
+    if policies is None:
+        return Check(scope, label, False, "its inline policies could not be read",
+                     "allow your identity iam:ListRolePolicies and iam:GetRolePolicy on the administration role")
+    for doc in policies:
+        for st in _statements(doc):
+            actions = [str(a).lower() for a in _as_list(st.get("Action"))]
+            if st.get("Effect") != "Allow" or not ({"sts:assumerole", "sts:*"} & set(actions)):
+                continue
+            for resource in _as_list(st.get("Resource")):
+                pattern = str(resource).replace("arn:aws:", "arn:*:", 1)
+                if fnmatch.fnmatchcase(target.replace("arn:aws:", "arn:*:", 1), pattern):
+                    return Check(scope, label, True, f"sts:AssumeRole on {resource}")
+    return Check(scope, label, False, f"no statement allows sts:AssumeRole on {target}",
+                 "re-deploy cfn/stackset-administration-role.yaml with ExecutionRoleName="
+                 f"{config.stackset.execution_role_name}")
 
 
 def _target_checks(config: Config, t: TargetFacts) -> list[Check]:
     scope = f"{t.environment} {t.account}"
     exec_name = config.stackset.execution_role_name
     admin = config.admin.account_id
+    admin_role = f"arn:aws:iam::{admin}:role/{config.stackset.administration_role_name}"
     boot = f"deploy cfn/stackset-execution-role.yaml in account {t.account} (AdminAccountId={admin})"
-    if t.assume_error is not None:
-        return [Check(scope, f"execution role {exec_name} can be assumed", False, t.assume_error,
-                      f"{boot}; it must trust account {admin}, and your identity must be allowed to assume it")]
-    rows = [Check(scope, f"execution role {exec_name} can be assumed", True, "ok")]
+    if t.access is None:
+        return [Check(scope, "account can be read (observer role)", False, "; ".join(t.access_errors),
+                      f"{boot}: it creates the execution role and the read-only observer role "
+                      f"replctl/{config.observer_role_name}, which your admin-account role must match "
+                      "(ObserverTrustedRolePattern)")]
+    via = {"observer": f"through replctl/{config.observer_role_name}",
+           "execution": f"through {exec_name} (the observer role could not be assumed)"}[t.access]
+    rows = [Check(scope, "account can be read", True, via)]
     role = t.execution_role
     if role.exists is None:
-        rows.append(Check(scope, f"execution role {exec_name} exists", False, role.error or "unknown",
-                          "allow the execution role iam:GetRole on itself"))
+        rows.append(Check(scope, "execution role exists", False, role.error or "unknown",
+                          "allow the observer role iam:GetRole on the execution role"))
     elif not role.exists:
-        rows.append(Check(scope, f"execution role {exec_name} exists", False, "no such role", boot))
+        rows.append(Check(scope, "execution role exists", False, f"no role {exec_name}", boot))
     else:
-        rows.append(Check(scope, f"execution role {exec_name} exists", True, "ok"))
+        rows.append(Check(scope, "execution role exists", True, exec_name))
         accounts, services, other = trusted_principals(role.trust)
         wrong = sorted(accounts - {admin}) + sorted(services) + other
         if admin not in accounts:
-            rows.append(Check(scope, f"execution role trusts the admin account {admin}", False,
+            rows.append(Check(scope, "execution role trusts the admin account", False,
                               f"trusts {', '.join(sorted(accounts) + sorted(services) + other) or 'nobody'}",
                               f"{boot.replace('deploy', 're-deploy')}"))
         elif wrong:
-            rows.append(Check(scope, f"execution role trusts only the admin account {admin}", False,
+            rows.append(Check(scope, "execution role trusts only the admin account", False,
                               f"also trusts {', '.join(wrong)}",
                               "remove every other principal from its trust policy"))
         else:
-            rows.append(Check(scope, f"execution role trusts only the admin account {admin}", True, "ok"))
+            rows.append(Check(scope, "execution role trusts only the admin account", True, admin))
+            # What CloudFormation needs: the administration role (or the whole admin account) may assume it.
+            principals = {str(v) for st in _statements(role.trust) if st.get("Effect") == "Allow"
+                          for v in _as_list((st.get("Principal") or {}).get("AWS"))}
+            ok = bool(principals & {admin_role, f"arn:aws:iam::{admin}:root", admin})
+            rows.append(Check(scope, "administration role can assume it", ok,
+                              admin_role if ok else f"trusted: {', '.join(sorted(principals))}",
+                              None if ok else f"its trust policy must name {admin_role}"))
     rep = t.replication_role
     rep_name = replication_role_name(config)
-    label = f"replication role name {rep_name} is free or ours"
+    label = "replication role name is free or ours"
     if rep.exists is None:
         rows.append(Check(scope, label, False, rep.error or "unknown", "allow the execution role iam:GetRole"))
     elif not rep.exists:
-        rows.append(Check(scope, label, True, "free"))
+        rows.append(Check(scope, label, True, f"{rep_name}: free"))
     elif rep.path == ROLE_PATH:
-        rows.append(Check(scope, label, True, f"ours (path {ROLE_PATH})"))
+        rows.append(Check(scope, label, True, f"{rep_name}: ours (path {ROLE_PATH})"))
     else:
-        rows.append(Check(scope, label, False, f"a role with this name exists at path {rep.path}, not ours",
+        rows.append(Check(scope, label, False, f"{rep_name} exists at path {rep.path}, not ours",
                           "choose another parameters.ReplicationRoleName, or remove that role"))
     return rows
 

@@ -25,6 +25,11 @@ CFN_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
+ASSUME_EXEC = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "sts:AssumeRole",
+     "Resource": "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole"}]}
+
+
 def trust(account: str) -> dict:
     return {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow",
@@ -45,8 +50,11 @@ def estate(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "environments.yaml"
     path.write_text(VALID)
     with mock_aws():
-        boto3.client("iam").create_role(RoleName="AWSCloudFormationStackSetAdministrationRole",
-                                        AssumeRolePolicyDocument=json.dumps(CFN_TRUST))
+        iam = boto3.client("iam")
+        iam.create_role(RoleName="AWSCloudFormationStackSetAdministrationRole",
+                        AssumeRolePolicyDocument=json.dumps(CFN_TRUST))
+        iam.put_role_policy(RoleName="AWSCloudFormationStackSetAdministrationRole", PolicyName="assume",
+                            PolicyDocument=json.dumps(ASSUME_EXEC))
         yield path
 
 
@@ -70,14 +78,16 @@ def test_one_missing_one_trusting_the_wrong_account(estate: Path) -> None:
     assert report["ok"] is False
     rows = {(c["scope"], c["check"]): c for c in report["checks"]}
     assert rows[(f"admin {ADMIN}", "caller is in the admin account")]["ok"] is True
-    assert rows[(f"admin {ADMIN}", "administration role AWSCloudFormationStackSetAdministrationRole exists "
-                                   "and trusts CloudFormation")]["ok"] is True
-    assert rows[(f"dev {DEV}", "execution role AWSCloudFormationStackSetExecutionRole exists")]["ok"] is True
-    assert rows[(f"dev {DEV}", f"execution role trusts only the admin account {ADMIN}")]["ok"] is True
-    missing = rows[(f"staging {STAGING}", "execution role AWSCloudFormationStackSetExecutionRole exists")]
-    assert missing["ok"] is False and missing["detail"] == "no such role"
+    assert rows[(f"admin {ADMIN}", "administration role exists and trusts CloudFormation")]["ok"] is True
+    assert rows[(f"admin {ADMIN}", "administration role may assume the execution role")]["ok"] is True
+    assert rows[(f"dev {DEV}", "account can be read")]["detail"] == "through replctl/replctl-observer"
+    assert rows[(f"dev {DEV}", "execution role exists")]["ok"] is True
+    assert rows[(f"dev {DEV}", "execution role trusts only the admin account")]["ok"] is True
+    assert rows[(f"dev {DEV}", "administration role can assume it")]["ok"] is True
+    missing = rows[(f"staging {STAGING}", "execution role exists")]
+    assert missing["ok"] is False and missing["detail"] == "no role AWSCloudFormationStackSetExecutionRole"
     assert missing["hint"] == f"deploy cfn/stackset-execution-role.yaml in account {STAGING} (AdminAccountId={ADMIN})"
-    wrong = rows[(f"prod {PROD}", f"execution role trusts the admin account {ADMIN}")]
+    wrong = rows[(f"prod {PROD}", "execution role trusts the admin account")]
     assert wrong["ok"] is False and wrong["detail"] == "trusts 999999999999"
     assert "re-deploy cfn/stackset-execution-role.yaml" in wrong["hint"]
     failed = sorted(c["scope"] for c in report["checks"] if not c["ok"])
@@ -116,17 +126,30 @@ def test_replication_role_name_taken_by_someone_else(estate: Path) -> None:
     report = json.loads(invoke(estate, "--output", "json").stdout)
     bad = [c for c in report["checks"] if not c["ok"]]
     assert [(c["scope"], c["detail"]) for c in bad] == [
-        (f"prod {PROD}", "a role with this name exists at path /, not ours")]
+        (f"prod {PROD}", "replctl-replication-agent exists at path /, not ours")]
     assert bad[0]["hint"] == "choose another parameters.ReplicationRoleName, or remove that role"
 
 
 def test_missing_administration_role(estate: Path) -> None:
-    boto3.client("iam").delete_role(RoleName="AWSCloudFormationStackSetAdministrationRole")
+    iam = boto3.client("iam")
+    iam.delete_role_policy(RoleName="AWSCloudFormationStackSetAdministrationRole", PolicyName="assume")
+    iam.delete_role(RoleName="AWSCloudFormationStackSetAdministrationRole")
     for account in (DEV, STAGING, PROD):
         make_exec_role(account, ADMIN)
     report = json.loads(invoke(estate, "--output", "json").stdout)
     bad = [c for c in report["checks"] if not c["ok"]]
     assert len(bad) == 1 and bad[0]["hint"] == "deploy cfn/stackset-administration-role.yaml in the admin account"
+
+
+def test_administration_role_that_may_not_assume_the_execution_role(estate: Path) -> None:
+    boto3.client("iam").delete_role_policy(RoleName="AWSCloudFormationStackSetAdministrationRole",
+                                           PolicyName="assume")
+    for account in (DEV, STAGING, PROD):
+        make_exec_role(account, ADMIN)
+    report = json.loads(invoke(estate, "--output", "json").stdout)
+    bad = [c for c in report["checks"] if not c["ok"]]
+    assert [c["check"] for c in bad] == ["administration role may assume the execution role"]
+    assert bad[0]["hint"].startswith("re-deploy cfn/stackset-administration-role.yaml")
 
 
 def test_only_one_environment(estate: Path) -> None:

@@ -1,0 +1,65 @@
+"""validate-accounts judging without AWS: the cases moto cannot produce (it grants every AssumeRole)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from replctl.accounts import AdminFacts, RoleFacts, TargetFacts, evaluate, trusted_principals
+from replctl.config import parse_config
+from tests.unit.test_config import VALID
+
+ADMIN_ROLE = "arn:aws:iam::123456789012:role/AWSCloudFormationStackSetAdministrationRole"
+TRUST = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ADMIN_ROLE}, "Action": "sts:AssumeRole"}]}
+ADMIN = AdminFacts("123456789012", "arn:aws:sts::123456789012:assumed-role/op/me", None,
+                   RoleFacts(True, "/", {"Statement": [{"Effect": "Allow", "Principal": {
+                       "Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+                   ({"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                    "Resource": "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole"}]},))
+
+
+def config(tmp_path: Path):
+    (tmp_path / "t.yaml").write_text("Resources: {}\n")
+    return parse_config(VALID, tmp_path / "environments.yaml")
+
+
+def test_an_unreadable_account_says_how_to_bootstrap_it(tmp_path: Path) -> None:
+    c = config(tmp_path)
+    target = TargetFacts("dev", "111111111111", None, ("observer role: cannot assume …: AccessDenied",
+                                                      "execution role: cannot assume …: AccessDenied"),
+                         RoleFacts(None), RoleFacts(None))
+    rows = [r for r in evaluate(c, ADMIN, [target], c.select(["dev"])) if r.scope == "dev 111111111111"]
+    assert len(rows) == 1 and rows[0].ok is False
+    assert rows[0].check == "account can be read (observer role)"
+    assert "AccessDenied" in rows[0].detail
+    assert rows[0].hint.startswith("deploy cfn/stackset-execution-role.yaml in account 111111111111")
+    assert "ObserverTrustedRolePattern" in rows[0].hint
+
+
+def test_reading_through_the_execution_role_is_said(tmp_path: Path) -> None:
+    c = config(tmp_path)
+    target = TargetFacts("dev", "111111111111", "execution", ("observer role: AccessDenied",),
+                         RoleFacts(True, "/", TRUST), RoleFacts(False))
+    rows = {r.check: r for r in evaluate(c, ADMIN, [target], c.select(["dev"])) if r.scope == "dev 111111111111"}
+    assert rows["account can be read"].detail.startswith("through AWSCloudFormationStackSetExecutionRole")
+    assert all(r.ok for r in rows.values())
+
+
+def test_trust_in_the_admin_account_but_not_its_administration_role(tmp_path: Path) -> None:
+    c = config(tmp_path)
+    other = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/someone"},
+                            "Action": "sts:AssumeRole"}]}
+    target = TargetFacts("dev", "111111111111", "observer", (), RoleFacts(True, "/", other), RoleFacts(False))
+    rows = {r.check: r for r in evaluate(c, ADMIN, [target], c.select(["dev"])) if r.scope == "dev 111111111111"}
+    assert rows["execution role trusts only the admin account"].ok is True
+    assert rows["administration role can assume it"].ok is False
+    assert rows["administration role can assume it"].hint == f"its trust policy must name {ADMIN_ROLE}"
+
+
+def test_trusted_principals_splits_accounts_services_and_wildcards() -> None:
+    accounts, services, other = trusted_principals({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["123456789012", "arn:aws:iam::222222222222:root", "*"],
+                                          "Service": "lambda.amazonaws.com"}},
+        {"Effect": "Deny", "Principal": {"AWS": "333333333333"}},
+    ]})
+    assert accounts == {"123456789012", "222222222222"}
+    assert services == {"lambda.amazonaws.com"} and other == ["*"]
