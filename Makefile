@@ -17,8 +17,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
+# The template gate on its own (make test runs the same checks as tests).
 lint: $(STAMP)
 	$(BIN)/cfn-lint -- cfn/*.yaml
+	bash scripts/checkov.sh > /dev/null
 
 demo: $(STAMP)
 	$(BIN)/python -m replctl.sandbox.demo
