@@ -154,9 +154,12 @@ class SessionFactory:
 
             # Target-account roles are assumed from the admin identity (itself assumed when
             # admin.role_arn is configured); the admin role from the caller's own credentials.
-            chained = self.admin_role_arn is not None and role_arn != self.admin_role_arn
-            source = self._admin_session() if chained else self.base_session()
-            sts = self._make_client(source, "sts", self.region(), None, None)
+            if role_arn == self.admin_role_arn:
+                source = self.base_session()
+                sts = self._make_client(source, "sts", self.region(), None, None)
+            else:
+                source = self._admin_session()
+                sts = self.client("sts")  # as the admin identity; cached, like every client
 
             def fetch() -> dict[str, str]:
                 kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name[:64]}
