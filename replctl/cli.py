@@ -300,8 +300,15 @@ def package_cmd(
     for col in ("function", "key", "size", "path"):
         table.add_column(col)
     for a in artifacts:
-        table.add_row(a.function, a.key, f"{a.size:,}", str(a.path))
+        table.add_row(a.function, a.key, f"{a.size:,}", _relative(a.path))
     st.output.table(table)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _register_command_modules() -> None:
