@@ -1,10 +1,13 @@
 """cfn/replication.yaml deployed through a StackSet into three moto accounts.
 
-GIVEN the template, three target accounts (dev, staging, prod) and the admin account,
+GIVEN the template, three target accounts (dev, staging, prod) and the admin account, bootstrapped
+as the sandbox bootstraps them (cfn/stackset-administration-role.yaml as a stack in the admin
+account, cfn/stackset-execution-role.yaml as a stack in each target account),
 WHEN the StackSet creates one instance per environment with that environment's parameters,
 THEN every resource type moto can create exists in each account, with the environment's names,
 and the environment-specific parts (agent role, S3 replication role, parameter-change rule,
-stream mapping, outputs) exist exactly where the Conditions say.
+stream mapping, outputs) exist exactly where the Conditions say; the read-only observer role
+comes from the bootstrap stack, not from the StackSet.
 
 moto quirks this test works around (reference/moto-notes.md): it cannot create
 AWS::DynamoDB::GlobalTable (and crashes on a GetAtt of one), so the template is adapted in this
@@ -15,12 +18,14 @@ full parameter list.
 
 from __future__ import annotations
 
+import ast
 import copy
 import io
 import json
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -31,6 +36,11 @@ from moto import mock_aws  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "cfn" / "replication.yaml"
+ADMIN_ROLE_TEMPLATE = REPO / "cfn" / "stackset-administration-role.yaml"
+EXECUTION_ROLE_TEMPLATE = REPO / "cfn" / "stackset-execution-role.yaml"
+ADMIN_STACK = "replctl-stackset-administration-role"  # the sandbox's stack names
+EXECUTION_STACK = "replctl-stackset-execution-role"
+OBSERVER = "replctl-observer"
 
 REGION = "us-east-1"
 ADMIN = "123456789012"
@@ -113,7 +123,6 @@ def _parameters(environment: str) -> list[dict[str, str]]:
         "AccountIdDev": ACCOUNTS["dev"],
         "AccountIdStaging": ACCOUNTS["staging"],
         "AccountIdProd": ACCOUNTS["prod"],
-        "AdminAccountId": ADMIN,
         "ArtifactBucketName": ARTIFACT_BUCKET,
         "ReplicateToStaging": "true",
         "ReplicateToProd": "true",
@@ -136,10 +145,45 @@ def _session(account: str) -> boto3.Session:
     )
 
 
+# What the sandbox passes to the bootstrap templates (replctl/sandbox/bootstrap.py fills them by
+# name from environments.yaml; these are that file's values).
+BOOTSTRAP_PARAMETERS = {
+    "AdminAccountId": ADMIN,
+    "AdministrationRoleName": "AWSCloudFormationStackSetAdministrationRole",
+    "ExecutionRoleName": EXECUTION_ROLE,
+    "StackSetName": STACK_SET,
+    "ObserverRoleName": OBSERVER,
+    "SSMPathPrefix": "/app",
+}
+
+
+def _bootstrap_parameters(path: Path) -> list[dict[str, str]]:
+    template, matches = decode(str(path))
+    assert not matches, matches
+    names = template.get("Parameters", {})
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in BOOTSTRAP_PARAMETERS.items() if k in names]
+
+
+def _create_stack(cfn: Any, name: str, path: Path) -> None:
+    cfn.create_stack(StackName=name, TemplateBody=path.read_text(), Parameters=_bootstrap_parameters(path),
+                     Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def _bootstrap() -> None:
+    """The admin role in the admin account, then the execution-role stack in each target account,
+    deployed there through the execution role, as the sandbox does."""
+    _create_stack(boto3.client("cloudformation", region_name=REGION), ADMIN_STACK, ADMIN_ROLE_TEMPLATE)
+    for account in ACCOUNTS.values():
+        _create_stack(_session(account).client("cloudformation"), EXECUTION_STACK, EXECUTION_ROLE_TEMPLATE)
+
+
 @pytest.fixture(scope="module")
 def estate():
-    """The StackSet with one instance per environment; yields a boto3 session per environment."""
+    """Bootstrapped accounts and the StackSet with one instance per environment; yields a boto3
+    session per environment."""
     with mock_aws():
+        _bootstrap()
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
         for key, module in CODE_KEYS.values():
@@ -164,10 +208,32 @@ def estate():
         yield {environment: _session(account) for environment, account in ACCOUNTS.items()}
 
 
+def _stacks(session: boto3.Session) -> dict[str, dict[str, Any]]:
+    return {s["StackName"]: s for s in session.client("cloudformation").describe_stacks()["Stacks"]}
+
+
 def _stack(session: boto3.Session) -> dict[str, Any]:
-    stacks = session.client("cloudformation").describe_stacks()["Stacks"]
-    assert len(stacks) == 1
-    return stacks[0]
+    """The StackSet's stack instance in the account (the other stack is the bootstrap). moto names
+    it "StackSet:<name>", AWS "StackSet-<name>-<id>"."""
+    (instance,) = [s for n, s in _stacks(session).items() if n != EXECUTION_STACK]
+    return instance
+
+
+def _resources(session: boto3.Session, stack: str) -> dict[str, str]:
+    """Logical id -> physical id of a stack's resources (moto lists the types it skipped without ids)."""
+    found = session.client("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
+    return {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in found if "LogicalResourceId" in r}
+
+
+def _policy_document(value: Any) -> dict[str, Any]:
+    """An inline policy as IAM returns it: URL-encoded JSON on AWS; moto returns the Python repr of
+    the dict for a policy a CloudFormation stack created."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(unquote(value))
+    except ValueError:
+        return ast.literal_eval(value)
 
 
 def _outputs(session: boto3.Session) -> dict[str, str]:
@@ -208,8 +274,18 @@ def test_stack_instance_created_in_each_target_account(estate, environment):
     assert params["Environment"] == environment
 
 
-def test_admin_account_holds_no_stack(estate):
-    assert boto3.client("cloudformation", region_name=REGION).list_stacks()["StackSummaries"] == []
+def test_admin_account_holds_only_its_bootstrap_stack(estate):
+    summaries = boto3.client("cloudformation", region_name=REGION).list_stacks()["StackSummaries"]
+    assert [s["StackName"] for s in summaries] == [ADMIN_STACK]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_target_account_holds_its_bootstrap_stack_and_one_instance(estate, environment):
+    stacks = _stacks(estate[environment])
+    assert stacks[EXECUTION_STACK]["StackStatus"] == "CREATE_COMPLETE"
+    assert len(stacks) == 2
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[EXECUTION_STACK]["Outputs"]}
+    assert outputs["ObserverRoleArn"] == f"arn:aws:iam::{ACCOUNTS[environment]}:role/replctl/{OBSERVER}"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -274,7 +350,7 @@ def test_ssm_hierarchy_of_the_environment(estate, environment, targets):
 )
 def test_roles_exist_only_where_the_conditions_say(estate, environment, agent, s3_replication):
     roles = _role_names(estate[environment])
-    assert "replctl-observer" in roles
+    assert OBSERVER in roles
     assert ("replctl-replication-agent" in roles) is agent
     assert (f"replctl-s3-replication-{environment}" in roles) is s3_replication
     for name in FUNCTIONS:
@@ -302,11 +378,34 @@ def test_agent_role_trusts_only_upstream_function_roles(estate):
     assert staging_principals in (f"arn:aws:iam::{ACCOUNTS['dev']}:root", [f"arn:aws:iam::{ACCOUNTS['dev']}:root"])
 
 
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_observer_role_belongs_to_the_bootstrap_stack_not_the_stackset(estate, environment):
+    session = estate[environment]
+    bootstrap = _resources(session, EXECUTION_STACK)
+    assert bootstrap["ObserverRole"] == OBSERVER
+    instance = _resources(session, _stack(session)["StackName"])
+    assert OBSERVER not in instance.values() and "ObserverRole" not in instance
+    # The instance's output names the bootstrap's role by convention.
+    assert _outputs(session)["ObserverRoleArn"] == f"arn:aws:iam::{ACCOUNTS[environment]}:role/replctl/{OBSERVER}"
+
+
 def test_observer_role_trusts_the_admin_account_with_a_condition(estate):
-    role = estate["dev"].client("iam").get_role(RoleName="replctl-observer")["Role"]
+    role = estate["dev"].client("iam").get_role(RoleName=OBSERVER)["Role"]
+    assert role["Path"] == "/replctl/" and "PermissionsBoundary" not in role
     (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"]["AWS"] == f"arn:aws:iam::{ADMIN}:root"
     assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == f"arn:aws:iam::{ADMIN}:role/*"
+
+
+def test_observer_can_read_the_execution_role_and_replctl_roles(estate):
+    """validate-accounts reads IAM through the observer before the first rollout."""
+    iam = estate["staging"].client("iam")
+    (name,) = iam.list_role_policies(RoleName=OBSERVER)["PolicyNames"]
+    document = _policy_document(iam.get_role_policy(RoleName=OBSERVER, PolicyName=name)["PolicyDocument"])
+    (readiness,) = [s for s in document["Statement"] if s.get("Sid") == "AccountReadiness"]
+    assert readiness["Action"] == "iam:GetRole"
+    account = ACCOUNTS["staging"]
+    assert readiness["Resource"] == [f"arn:aws:iam::{account}:role/{EXECUTION_ROLE}", f"arn:aws:iam::{account}:role/replctl/*"]
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

@@ -9,8 +9,11 @@ policies), rendered to concrete strings for each environment and replication swi
   lint rule's reasoned list, cross-checked here against the database);
 - every concrete ARN matches one of the action's resource ARN formats (small reasoned allowlist);
 - trust policies trust only what they should;
-- the permissions boundary covers every role of the replication template, and the StackSet
-  execution role covers (and does not exceed) what CloudFormation needs for that template.
+- the permissions boundary covers every role of the replication template and allows nothing none
+  of them uses, and the StackSet execution role covers (and does not exceed) what CloudFormation
+  needs for that template;
+- the observer role (bootstrap template) is read-only, exactly the reads replctl makes, and out of
+  the execution role's reach.
 """
 
 from __future__ import annotations
@@ -78,7 +81,6 @@ def _replication_renderings() -> Iterator[tuple[str, cfnkit.Rendered]]:
                     "AccountIdDev": ACCOUNTS["dev"],
                     "AccountIdStaging": ACCOUNTS["staging"],
                     "AccountIdProd": ACCOUNTS["prod"],
-                    "AdminAccountId": ADMIN,
                     "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
                     "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
                     "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
@@ -168,7 +170,7 @@ def test_extraction_sees_every_kind_of_policy_in_every_template():
     kinds = {(s.template, s.kind) for s in STATEMENTS}
     assert {("replication.yaml", k) for k in ("identity", "trust", "resource", "key")} <= kinds
     assert ("stackset-administration-role.yaml", "trust") in kinds
-    assert ("stackset-execution-role.yaml", "identity") in kinds
+    assert {("stackset-execution-role.yaml", k) for k in ("identity", "trust")} <= kinds
     assert len(ALLOWS) > 200
 
 
@@ -320,19 +322,27 @@ def test_agent_trust_needs_external_id_and_pins_upstream_function_roles():
         assert pinned and all(ROLE_ARN.match(p) and f"::{own}:" not in p for p in pinned), s.where
 
 
-def test_observer_trusts_only_admin_account_role_sessions():
+def test_observer_comes_from_the_bootstrap_and_trusts_only_admin_account_role_sessions():
     observers = [s for s in TRUSTS if s.resource == "ObserverRole"]
-    assert observers
-    for s in observers:
-        assert s.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:root"}
-        assert s.body["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/*"}}
+    assert {s.template for s in observers} == {"stackset-execution-role.yaml"}
+    (observer,) = observers
+    assert observer.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:root"}
+    assert observer.body["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/*"}}
+
+
+def test_observer_trust_pattern_narrows_to_one_permission_set():
+    pattern = "aws-reserved/sso.amazonaws.com/AWSReservedSSO_ReplctlOperator_*"
+    rendered = cfnkit.render(cfnkit.load("stackset-execution-role.yaml"),
+                             {"AdminAccountId": ADMIN, "ObserverTrustedRolePattern": pattern}, ACCOUNTS["dev"])
+    (trust,) = rendered.properties("ObserverRole")["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/{pattern}"}}
 
 
 def test_bootstrap_trusts():
     (admin,) = [s for s in TRUSTS if s.template == "stackset-administration-role.yaml"]
     assert admin.body["Principal"] == {"Service": "cloudformation.amazonaws.com"}
     assert admin.body["Condition"]["StringEquals"] == {"aws:SourceAccount": ADMIN}
-    (execution,) = [s for s in TRUSTS if s.template == "stackset-execution-role.yaml"]
+    (execution,) = [s for s in TRUSTS if s.template == "stackset-execution-role.yaml" and s.resource == "ExecutionRole"]
     assert execution.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:role/AWSCloudFormationStackSetAdministrationRole"}
     (assume,) = [s for s in ALLOWS if s.template == "stackset-administration-role.yaml"]
     assert assume.body["Action"] == "sts:AssumeRole"
@@ -362,6 +372,14 @@ def test_permissions_boundary_covers_every_role_of_the_replication_template():
             ):
                 missing.add((action, resource))
     assert missing == set()
+
+
+def test_permissions_boundary_allows_nothing_no_role_of_the_replication_template_uses():
+    """The boundary repeats the union of the framework roles' permissions, not more (the observer,
+    which is not a framework role and carries no boundary, adds nothing to it)."""
+    used = {a for a, _ in _grants([s for s in ALLOWS if s.template == "replication.yaml" and s.kind == "identity"])}
+    boundary = {a for a, _ in _grants([s for s in ALLOWS if s.resource == "PermissionsBoundary"])}
+    assert sorted(boundary - used) == []
 
 
 def _schemas() -> dict[str, set[str]]:
@@ -531,8 +549,97 @@ def _policy_size(document: dict[str, Any]) -> int:
 
 def test_bootstrap_policies_fit_iam_size_limits():
     rendered = cfnkit.render(cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, ACCOUNTS["dev"])
-    inline = sum(_policy_size(p["PolicyDocument"]) for p in rendered.properties("ExecutionRole")["Policies"])
-    assert inline <= 10_240, f"inline policies of the execution role: {inline} characters (IAM limit 10,240)"
+    for role in ("ExecutionRole", "ObserverRole"):
+        inline = sum(_policy_size(p["PolicyDocument"]) for p in rendered.properties(role)["Policies"])
+        assert inline <= 10_240, f"inline policies of {role}: {inline} characters (IAM limit 10,240)"
     for name in ("PermissionsBoundary", "ExecutionRoleServicesPolicy"):
         size = _policy_size(rendered.properties(name)["PolicyDocument"])
         assert size <= 6_144, f"{name}: {size} characters (managed policy limit 6,144)"
+
+
+# -- the observer role (bootstrap template) ---------------------------------------------------------
+
+DEV = ACCOUNTS["dev"]
+OBSERVER_ARN = f"arn:aws:iam::{DEV}:role/replctl/replctl-observer"
+EXECUTION_ARN = f"arn:aws:iam::{DEV}:role/AWSCloudFormationStackSetExecutionRole"
+ENVIRONMENTS = ("dev", "staging", "prod")
+FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
+
+# What replctl reads through the observer (replctl/accounts.py, health_fetch.py, drift_fetch.py),
+# as (action, resource) pairs for the dev account with the default names. Regions are "*" (one
+# bootstrap stack per account, instances per region); the account's environment is not known to
+# the bootstrap template, so each of the three appears.
+OBSERVER_GRANTS = {
+    ("iam:getrole", EXECUTION_ARN),
+    ("iam:getrole", f"arn:aws:iam::{DEV}:role/replctl/*"),
+    ("cloudwatch:getmetricdata", "*"),
+    *{("cloudwatch:describealarms", f"arn:aws:cloudwatch:*:{DEV}:alarm:replctl-{e}-*") for e in ENVIRONMENTS},
+    *{(a, f"arn:aws:dynamodb:*:{DEV}:table/replctl-metadata")
+      for a in ("dynamodb:getitem", "dynamodb:query", "dynamodb:describetable", "dynamodb:describecontinuousbackups")},
+    *{("ssm:getparametersbypath", f"arn:aws:ssm:*:{DEV}:parameter/app/{e}/config{tail}")
+      for e in ENVIRONMENTS for tail in ("", "/*")},
+    ("ssm:describeparameters", "*"),
+    *{(a, f"arn:aws:lambda:*:{DEV}:function:replctl-{f}")
+      for a in ("lambda:getfunction", "lambda:getfunctionconfiguration") for f in FUNCTIONS},
+    *{("sqs:getqueueattributes", f"arn:aws:sqs:*:{DEV}:replctl-{q}-dlq") for q in (*FUNCTIONS, "events")},
+    *{(a, f"arn:aws:s3:::replctl-config-{e}-{DEV}")
+      for a in ("s3:getreplicationconfiguration", "s3:getbucketversioning", "s3:getencryptionconfiguration")
+      for e in ENVIRONMENTS},
+    *{(a, f"arn:aws:cloudformation:*:{DEV}:stack/StackSet-replctl-replication-*")
+      for a in ("cloudformation:describestacks", "cloudformation:describestackresources",
+                "cloudformation:describestackevents", "cloudformation:describestackresourcedrifts")},
+}
+
+
+def _observer_allows() -> list[Statement]:
+    return [s for s in ALLOWS if s.resource == "ObserverRole"]
+
+
+def test_observer_grants_exactly_the_reads_replctl_makes():
+    assert _grants(_observer_allows()) == OBSERVER_GRANTS
+
+
+def test_observer_is_read_only():
+    for action, _ in _grants(_observer_allows()):
+        levels = {row["access_level"] for row in _rows(action)}
+        assert levels <= {"Read", "List"}, f"{action}: {levels}"
+
+
+def test_observer_can_never_decrypt_secure_strings():
+    denies = [s for s in DENIES if s.resource == "ObserverRole"]
+    assert [(d.body["Action"], d.body["Resource"], d.body["Condition"]) for d in denies] == [
+        ("kms:Decrypt", "*", {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}})
+    ]
+
+
+def test_observer_is_a_bootstrap_role_without_the_framework_boundary():
+    """The boundary (the framework roles' ceiling) allows no iam:GetRole, so the observer must not
+    carry it; nothing of the replication template may recreate the role either."""
+    rendered = cfnkit.render(cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, DEV)
+    props = rendered.properties("ObserverRole")
+    assert props["RoleName"] == "replctl-observer" and props["Path"] == "/replctl/"
+    assert "PermissionsBoundary" not in props
+    assert rendered.outputs["ObserverRoleArn"] == OBSERVER_ARN
+    boundary = {a for a, _ in _grants([s for s in ALLOWS if s.resource == "PermissionsBoundary"])}
+    assert "iam:getrole" not in boundary
+    replication = cfnkit.load("replication.yaml")
+    assert all(r["Type"] != "AWS::IAM::Role" or r["Properties"].get("RoleName") != {"Ref": "ObserverRoleName"}
+               for r in replication["Resources"].values())
+
+
+def test_execution_role_cannot_touch_the_observer():
+    """The observer sits under /replctl/, which the execution role manages; an explicit Deny keeps
+    every non-read IAM action it is allowed there off the observer."""
+    allowed = {
+        a for s in ALLOWS if s.resource in EXECUTION_POLICIES
+        for a in _as_list(s.body["Action"]) for r in _resources(s)
+        if a.startswith("iam:") and fnmatch.fnmatchcase(OBSERVER_ARN, r)
+        and not {row["access_level"] for row in _rows(a)} <= {"Read", "List"}
+    }
+    assert allowed, "expected the execution role to manage roles under /replctl/"
+    denied = {
+        a for s in DENIES if s.resource in EXECUTION_POLICIES and OBSERVER_ARN in _resources(s)
+        for a in _as_list(s.body["Action"])
+    }
+    assert allowed <= denied
+    assert denied <= {a for a in denied if a.startswith("iam:")}

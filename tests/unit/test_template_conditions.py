@@ -49,7 +49,6 @@ def render(env: str, to_staging: bool, to_prod: bool, **extra: str) -> cfnkit.Re
         "AccountIdDev": ACCOUNTS["dev"],
         "AccountIdStaging": ACCOUNTS["staging"],
         "AccountIdProd": ACCOUNTS["prod"],
-        "AdminAccountId": ADMIN,
         "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
         "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
         "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
@@ -319,6 +318,27 @@ def test_global_table_replicas_have_pitr_in_every_shape(extra, regions):
 def test_extra_replica_regions_beyond_two_are_rejected():
     with pytest.raises(cfnkit.TemplateError):
         render("dev", False, False, ExtraReplicaRegions="us-west-2,eu-west-1,eu-central-1")
+
+
+def test_observer_role_is_not_part_of_the_replication_template(scenario):
+    """The observer comes from the bootstrap (cfn/stackset-execution-role.yaml): it must exist
+    before the first rollout. The output only names it, by the contract's convention."""
+    env, _, rendered, _ = scenario
+    names = {r["Properties"].get("RoleName") for r in rendered.of_type("AWS::IAM::Role").values()}
+    assert "replctl-observer" not in names
+    assert "ObserverRole" not in rendered.resources
+    assert rendered.outputs["ObserverRoleArn"] == f"arn:aws:iam::{ACCOUNTS[env]}:role/replctl/replctl-observer"
+    assert "AdminAccountId" not in TEMPLATE["Parameters"]
+    assert "ObserverTrustedRolePattern" not in TEMPLATE["Parameters"]
+
+
+def test_bootstrap_observer_is_the_one_the_replication_output_names():
+    bootstrap = cfnkit.render(cfnkit.load("stackset-execution-role.yaml"),
+                              {"AdminAccountId": ADMIN, "ObserverRoleName": "ops-observer"}, ACCOUNTS["staging"])
+    replication = render("staging", False, False, ObserverRoleName="ops-observer")
+    assert bootstrap.outputs["ObserverRoleArn"] == replication.outputs["ObserverRoleArn"] == (
+        f"arn:aws:iam::{ACCOUNTS['staging']}:role/replctl/ops-observer"
+    )
 
 
 def test_every_role_carries_the_permissions_boundary_unless_disabled():
