@@ -422,17 +422,34 @@ def _kind(node: yaml.Node | None) -> str:
     }.get(node.tag, f"a {node.tag} value")
 
 
+#: An estate file is a few kilobytes; anything this large is the wrong file (or /dev/zero).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate `path`; raise ConfigError listing every problem."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            # Read at most one byte past the limit: a huge file or an endless device is refused
+            # without loading it.
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{p}: no such file", hint="pass --config PATH, or run from the directory holding environments.yaml"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read ({exc})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not an estate file", hint="pass --config PATH/environments.yaml") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_CONFIG_BYTES // 1024} KiB; an estate file is a few kilobytes",
+                          hint="check that --config names environments.yaml")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})",
+                          hint="save the file as UTF-8") from None
     return parse_config(text, p)
 
 
@@ -446,6 +463,8 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{path}: not valid YAML{line}: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:  # e.g. multiple documents
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL):
         raise ConfigError(f"{path}: the file is empty", hint="start from the example environments.yaml")
     c = _Checker()

@@ -111,6 +111,8 @@ def parse_template(text: str, where: str) -> dict[str, Any]:
         line = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise TemplateError(f"{where}: not valid YAML{line}: {problem}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise TemplateError(f"{where}: not valid YAML: nested too deeply") from None
     if not isinstance(doc, dict):
         raise TemplateError(f"{where}: a template must be a mapping with a Resources section")
     if not isinstance(doc.get("Resources"), dict) or not doc["Resources"]:
