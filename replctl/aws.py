@@ -301,7 +301,18 @@ def translate(exc: BaseException) -> ReplctlError:
         )
     if isinstance(exc, bx.TokenRetrievalError | bx.SSOTokenLoadError):
         return AwsAccessError(f"cannot load credentials: {exc}", hint="run `aws sso login` for this profile")
+    if isinstance(exc, ValueError) and str(exc).startswith("Invalid endpoint"):
+        # botocore refuses a malformed AWS_ENDPOINT_URL (or profile endpoint_url) when a client is made.
+        return AwsAccessError(f"{exc} (from AWS_ENDPOINT_URL or the profile's endpoint_url)",
+                              hint="set it to an http(s) URL, or unset it")
     code = error_code(exc)
+    from replctl.waiting import THROTTLING_CODES
+
+    if code in THROTTLING_CODES:
+        op = getattr(exc, "operation_name", "an AWS call")
+        return AwsAccessError(f"AWS kept throttling {op} ({code}) after the SDK's retries",
+                              hint="another client is probably calling the same API heavily; wait a minute and "
+                              "re-run (replctl resumes from what AWS reports)")
     if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
         return AwsAccessError("the AWS session token has expired", hint="refresh your credentials and re-run")
     if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",

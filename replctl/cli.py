@@ -199,6 +199,22 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _endpoint(value: str | None) -> str | None:
+    """--endpoint-url must be an http(s) URL: botocore would otherwise fail later, deep in a call."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # e.g. a port that is not a number
+        ok = False
+    if not ok:
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL like https://cloudformation.us-east-1.amazonaws.com")
+    return value
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"replctl {__version__}")
@@ -215,7 +231,8 @@ def main_options(
     profile: str = typer.Option(None, "--profile", help="AWS profile (default: AWS_PROFILE / the default chain)."),
     region: str = typer.Option(None, "--region", help="Region for the StackSet calls (default: stackset.home_region)."),
     endpoint_url: str = typer.Option(
-        None, "--endpoint-url", help="Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too)."
+        None, "--endpoint-url", help="Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too).",
+        callback=_endpoint,
     ),
     output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o", help="table for people, json for scripts."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR is honoured too)."),
