@@ -93,6 +93,7 @@ def plan_cmd(
     detailed_exitcode: bool = DetailedOpt,
 ) -> None:
     """Show what `deploy` would do — template diff, parameter changes, instances, artifacts — and change nothing."""
+    _refuse_conflicts(env, force)
     st = state(ctx)
     plan = _plan(st, runtime(st), env, force)
     _show(st.output, plan, "plan")
@@ -119,6 +120,7 @@ def deploy_cmd(
     """
     from replctl.rollout import RolloutLog, apply, attach
 
+    _refuse_conflicts(env, force, detailed_exitcode=detailed_exitcode, dry_run=dry_run)
     st = state(ctx)
     config = st.config()
     rt = runtime(st)
@@ -159,6 +161,18 @@ def deploy_cmd(
         st.output.emit_json(_result("succeeded", plan, log))
     else:
         st.output.info(f"deployed: {', '.join(log.completed)}; every instance CURRENT/SUCCEEDED")
+
+
+def _refuse_conflicts(env: str | None, force: bool, *, detailed_exitcode: bool = False, dry_run: bool = True) -> None:
+    """Flags that only make sense together: a usage error (exit 2) rather than silently ignored."""
+    if force and env is None:
+        # --force overrides the upstream-is-current safety rule of --env; alone it would read as
+        # "force the whole rollout", which it does not do.
+        raise typer.BadParameter("only applies together with --env", param_hint="'--force'")
+    if detailed_exitcode and not dry_run:
+        # Without --dry-run, deploy applies the plan: a script asking for the plan's exit code
+        # must not deploy by accident.
+        raise typer.BadParameter("only applies to plan and deploy --dry-run", param_hint="'--detailed-exitcode'")
 
 
 def _template(st: State, rt: Runtime, env: str | None) -> Template:
