@@ -55,6 +55,11 @@ FUNCTION_PARAMETERS = {
     "stream_processor": "StreamProcessorCodeKey",
 }
 CAPABILITIES = ("CAPABILITY_NAMED_IAM",)
+#: Parameters whose values plan output (tables and JSON) never prints, besides the template's
+#: NoEcho ones: the agent role's external id is not a password, but it is one of the conditions
+#: of the cross-account trust, and plans end up in tickets and CI logs.
+SENSITIVE_PARAMETERS = frozenset({"ReplicationExternalId"})
+HIDDEN = "(hidden)"
 
 Params = tuple[tuple[str, str], ...]
 Key = tuple[str, str]  # (account, region)
@@ -325,6 +330,12 @@ class Plan:
     waves: tuple[Wave, ...]
     running_operations: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # Names whose values output never shows; presentation only, so not part of plan equality.
+    sensitive: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def shown(self, name: str, value: str | None) -> str | None:
+        """A parameter value as output may show it."""
+        return HIDDEN if value is not None and name in self.sensitive else value
 
     @property
     def changes(self) -> bool:
@@ -345,7 +356,7 @@ class Plan:
             d = asdict(s)
             for k, v in list(d.items()):
                 if k == "overrides":
-                    d[k] = dict(v)
+                    d[k] = {name: self.shown(name, value) for name, value in v}
             return {"step": type(s).__name__, "api": step_action(s), "description": describe_step(s), **d}
 
         return {
@@ -360,7 +371,7 @@ class Plan:
                 "url": self.template_url,
                 "diff": self.template_diff,
             },
-            "parameters": dict(self.parameters),
+            "parameters": {name: self.shown(name, value) for name, value in self.parameters},
             "parameter_changes": [asdict(c) for c in self.parameter_changes],
             "managed_execution": {"deployed": self.managed_execution[0], "configured": self.managed_execution[1]},
             "instances": [asdict(r) for r in self.instances],
@@ -794,13 +805,21 @@ def decide(
             actions.setdefault(k, "update overrides")
 
     # -- what to show -----------------------------------------------------------------------------
+    sensitive = frozenset({p.name for p in template.parameters.values() if p.no_echo} | SENSITIVE_PARAMETERS)
+
+    def change(scope: str, name: str, b: str | None, a: str | None, note: str = "") -> ParameterChange:
+        if name in sensitive:
+            return ParameterChange(scope, name, None if b is None else HIDDEN, None if a is None else HIDDEN,
+                                   "sensitive: value not shown")
+        return ParameterChange(scope, name, b, a, note)
+
     changes: list[ParameterChange] = []
     before_ss = dict(ss.parameters) if ss is not None else {}
     if ss is None or content_pending:
         for name in sorted(set(before_ss) | set(desired)):
             b, a = before_ss.get(name), desired.get(name)
             if b != a:
-                changes.append(ParameterChange("stack set", name, b, a))
+                changes.append(change("stack set", name, b, a))
     for e in envs:
         final = {r: overrides(e, r, flags(e, final=e.name in selected_names)) for r in e.regions}
         interim_all = {r: overrides(e, r, flags(e, final=False)) for r in e.regions}
@@ -814,7 +833,7 @@ def decide(
             if b != a and e.name in selected_names:
                 interims = {interim_all[r].get(name) for r in e.regions}
                 note = "" if interims == {a} else "switched on after its target exists"
-                changes.append(ParameterChange(e.name, name, b, a, note))
+                changes.append(change(e.name, name, b, a, note))
 
     rows: list[InstanceRow] = []
     for e in envs:
@@ -865,6 +884,7 @@ def decide(
         waves=tuple(waves),
         running_operations=observed.running,
         notes=tuple(notes),
+        sensitive=sensitive,
     )
 
 
