@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -49,7 +49,7 @@ class ParameterChange:
 class SourceParameter:
     name: str
     type: str
-    value: str
+    value: str = field(repr=False)  # may be a decrypted SecureString: never in a repr or log
     version: int
     modified: float  # epoch seconds of LastModifiedDate
 
@@ -92,6 +92,23 @@ def parse_parameter_change(detail: Any) -> ParameterChange:
     if not isinstance(operation, str) or not operation:
         raise ValueError("detail.operation is missing")
     return ParameterChange(name=name, operation=operation, type=kind if isinstance(kind, str) else None)
+
+
+def error_text(error: BaseException, source: SourceParameter | None, code: str | None = None) -> str:
+    """`Type: message` of a failed call, for logs and the raised error, never quoting a secret.
+
+    AWS validation errors quote the offending input ("Value '...' at 'value' failed to satisfy
+    constraint"), so a failed PutParameter can carry the value being written. For a SecureString
+    whose value (or its first 8 characters, in case AWS truncated it) appears in the message,
+    only the error type and code are kept.
+    """
+    text = f"{type(error).__name__}: {error}"
+    if source is None or source.type != SECURE or not source.value:
+        return text
+    probe = source.value[:8] if len(source.value) >= 8 else source.value
+    if probe in text:
+        return f"{type(error).__name__} ({code or 'no code'}): message withheld, it quotes the parameter's value"
+    return text
 
 
 def in_hierarchy(name: str, hierarchy: str) -> bool:

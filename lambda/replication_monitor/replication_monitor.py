@@ -35,6 +35,7 @@ from monitor_logic import (
     SourceParameter,
     canary_key,
     decide_mirror,
+    error_text,
     failure_item,
     in_hierarchy,
     lag_item,
@@ -136,11 +137,9 @@ def sync_parameter(
             written = apply_mirror(ssm, action, source, name, settings.environment)
         except Exception as error:  # noqa: BLE001 - reported per target, then raised
             metrics.count("ParameterMirrorFailures", dims)
-            failures.append(f"{name} -> {target}: {type(error).__name__}: {error}")
-            logger.error(
-                "parameter mirror failed",
-                extra={"parameter": name, "target": target, "error": f"{type(error).__name__}: {error}"[:500]},
-            )
+            text = error_text(error, source, _error_code(error))
+            failures.append(f"{name} -> {target}: {text}")
+            logger.error("parameter mirror failed", extra={"parameter": name, "target": target, "error": text[:500]})
             continue
         if written:
             metrics.count("ParametersMirrored", dims)
@@ -210,6 +209,8 @@ def reconcile_parameters(settings: Settings, clients: AwsClients, metrics: Metri
         except Exception as error:  # noqa: BLE001
             metrics.count("ParameterMirrorFailures", dims)
             failures.append(f"{hierarchy} -> {target}: {type(error).__name__}: {error}")
+            logger.error("mirrors unreadable", extra={"hierarchy": hierarchy, "target": target,
+                                                      "error": f"{type(error).__name__}: {error}"[:500]})
             continue
         changed = 0
         for name in sorted(set(sources) | set(mirrors)):
@@ -232,7 +233,10 @@ def reconcile_parameters(settings: Settings, clients: AwsClients, metrics: Metri
                     metrics.count("ParametersMirrored", dims)
             except Exception as error:  # noqa: BLE001
                 metrics.count("ParameterMirrorFailures", dims)
-                failures.append(f"{name} -> {target}: {type(error).__name__}: {error}")
+                text = error_text(error, sources.get(name), _error_code(error))
+                failures.append(f"{name} -> {target}: {text}")
+                logger.error("parameter mirror failed",
+                             extra={"parameter": name, "target": target, "error": text[:500], "trigger": "schedule"})
         logger.info("hierarchy reconciled", extra={"hierarchy": hierarchy, "target": target, "changed": changed})
     return failures
 
@@ -318,6 +322,26 @@ def _s3_probe(settings: Settings, clients: AwsClients, target: str, version: int
     return probe
 
 
+def _logged(probe: Callable[[], bool], kind: str, target: str) -> Callable[[], bool]:
+    """The probe, logging its first failure: the poll counts a failing probe as "not visible yet",
+    which is right for the lag (a lower bound is published), but the cause (a denied role, a
+    missing table) must still reach the log."""
+    failed = False
+
+    def logged() -> bool:
+        nonlocal failed
+        try:
+            return probe()
+        except Exception as error:
+            if not failed:
+                failed = True
+                logger.warning("downstream probe failed", extra={
+                    "probe": kind, "target": target, "error": f"{type(error).__name__}: {error}"[:500]})
+            raise
+
+    return logged
+
+
 def run_schedule(
     settings: Settings,
     clients: AwsClients,
@@ -334,8 +358,8 @@ def run_schedule(
     write_canary(settings, clients, written_at, version)
     probes: dict[str, Callable[[], bool]] = {}
     for target in settings.downstream:
-        probes[f"metadata:{target}"] = _metadata_probe(settings, clients, target, version)
-        probes[f"s3:{target}"] = _s3_probe(settings, clients, target, version)
+        probes[f"metadata:{target}"] = _logged(_metadata_probe(settings, clients, target, version), "metadata", target)
+        probes[f"s3:{target}"] = _logged(_s3_probe(settings, clients, target, version), "s3", target)
     seen = poll_until_visible(probes, clock=clock, sleep=sleep, deadline=written_at + poll_seconds) if probes else {}
     now = clock()
     table = clients.local("dynamodb")
