@@ -3,7 +3,10 @@
 Cross-account calls go through the replication-agent role of the target account
 (`arn:aws:iam::<acct>:role/replctl/<ReplicationRoleName>`), assumed with the external id. The
 temporary credentials are cached per account and renewed a few minutes before they expire, so
-a warm execution environment does not call STS on every invocation.
+a warm execution environment does not call STS on every invocation. A failed AssumeRole (the
+role is missing, the trust denies us, STS throttles) is remembered for a short while and raised
+again without calling STS, so a batch of records bound for an unreachable account fails fast
+instead of hammering STS once per record.
 
 Clients are never created at import time: a client made before credentials or an endpoint are
 in place (or before a test's AWS mock starts) would keep the wrong ones. `AWS_ENDPOINT_URL` is
@@ -21,6 +24,7 @@ from typing import Any
 from replshared.settings import Settings
 
 _RENEW_BEFORE_SECONDS = 300.0
+_RETRY_ASSUME_AFTER_SECONDS = 30.0
 
 
 def _client_config() -> Any:
@@ -77,6 +81,8 @@ class AwsClients:
         self._local: dict[str, Any] = {}
         # account -> (expires_at epoch seconds, credentials, {service: client})
         self._remote: dict[str, tuple[float, dict[str, str], dict[str, Any]]] = {}
+        # account -> (retry after, epoch seconds; the AssumeRole error)
+        self._failed: dict[str, tuple[float, Exception]] = {}
 
     def _get_session(self) -> Any:
         if self._session is None:
@@ -99,8 +105,21 @@ class AwsClients:
         with self._lock:
             entry = self._remote.get(account)
             if entry is None or entry[0] - self._clock() < _RENEW_BEFORE_SECONDS:
-                entry = self._assume(environment)
-                self._remote[account] = entry
+                usable = entry is not None and entry[0] > self._clock()  # expiring, not expired
+                failed = self._failed.get(account)
+                if failed is None or self._clock() >= failed[0]:
+                    try:
+                        entry = self._assume(environment)
+                    except Exception as error:
+                        self._failed[account] = (self._clock() + _RETRY_ASSUME_AFTER_SECONDS, error)
+                        if not usable:
+                            raise
+                    else:
+                        self._failed.pop(account, None)
+                        self._remote[account] = entry
+                elif not usable:
+                    raise failed[1].with_traceback(None)
+                assert entry is not None
             _, credentials, clients = entry
             if service not in clients:
                 clients[service] = self._get_session().client(service, config=_client_config(), **credentials)
