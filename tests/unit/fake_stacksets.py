@@ -5,8 +5,10 @@ where replctl's behaviour depends on it:
 
 - operations are RUNNING for a scripted time on a fake clock, instance by instance (results go
   PENDING → RUNNING → SUCCEEDED/FAILED/CANCELLED), then SUCCEEDED or FAILED with a reason;
-- a scripted failure in an account/region fails the operation there with a StatusReason, and
-  (failure tolerance 0) cancels the instances after it;
+- a scripted failure in an account/region fails the instance there with a StatusReason; once
+  more instances failed than `OperationPreferences.FailureToleranceCount` allows (default 0),
+  the instances after it are cancelled and the operation is FAILED — within the tolerance the
+  operation still SUCCEEDS with the failed instance left OUTDATED, as AWS does;
 - a second operation while one runs raises OperationInProgressException (managed execution
   off) or is queued behind it (managed execution on);
 - UpdateStackSet with a template or parameters marks every instance OUTDATED and deploys the
@@ -225,6 +227,7 @@ class Operation:
     template: str
     parameters: dict[str, str]
     mark_outdated: bool = False
+    tolerance: int = 0  # OperationPreferences.FailureToleranceCount
     status: str = "QUEUED"
     reason: str | None = None
     results: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
@@ -290,7 +293,8 @@ class FakeStackSets:
                 continue
             op.status = "RUNNING"
             n = max(len(op.targets), 1)
-            failed = False
+            failed = False  # more failures than the tolerance: the rest is cancelled
+            failures = 0
             for i, key in enumerate(op.targets):
                 inst = self.instances.get(key)
                 slot_start = op.start + op.duration * i / n
@@ -307,7 +311,8 @@ class FakeStackSets:
                         inst.detailed = "RUNNING"
                 elif key in op.failures:
                     op.results[key] = ("FAILED", op.failures[key])
-                    failed = True
+                    failures += 1
+                    failed = failures > op.tolerance
                     if inst is not None:
                         inst.status, inst.detailed, inst.reason = "OUTDATED", "FAILED", op.failures[key]
                 else:
@@ -342,8 +347,9 @@ class FakeStackSets:
             raise error("OperationIdAlreadyExistsException", f"operation {op_id} already exists", api, 409)
         failures = {k: self.failures.pop(k) for k in list(self.failures) if k in targets}
         duration = self.durations.pop(0) if self.durations else self.duration
+        tolerance = int(kwargs.get("OperationPreferences", {}).get("FailureToleranceCount", 0))
         op = Operation(op_id, action, api, start, duration, list(targets), failures, ss["TemplateBody"],
-                       dict(ss["Parameters"]), mark_outdated)
+                       dict(ss["Parameters"]), mark_outdated, tolerance)
         self.operations[op_id] = op
         for key in targets:
             inst = self.instances[key]
