@@ -90,6 +90,7 @@ class SessionFactory:
         self._sessions: dict[tuple[str | None, str | None], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
         self._lock = threading.RLock()
+        self._assuming: dict[tuple[str, str | None], threading.Lock] = {}
         self._listeners: list[Callable[[Call], None]] = []
         self._client_hooks: list[Callable[[str, str | None, Any], None]] = []
 
@@ -148,6 +149,14 @@ class SessionFactory:
             cached = self._sessions.get(key)
             if cached is not None:
                 return cached
+            # One AssumeRole per role, and no factory-wide lock across its round trip: threads
+            # reading other accounts (status reads every account in parallel) go on meanwhile.
+            pending = self._assuming.setdefault(key, threading.Lock())
+        with pending:
+            with self._lock:
+                cached = self._sessions.get(key)
+            if cached is not None:
+                return cached
             import boto3
             import botocore.session
             from botocore.credentials import RefreshableCredentials
@@ -156,7 +165,8 @@ class SessionFactory:
             # admin.role_arn is configured); the admin role from the caller's own credentials.
             if role_arn == self.admin_role_arn:
                 source = self.base_session()
-                sts = self._make_client(source, "sts", self.region(), None, None)
+                with self._lock:
+                    sts = self._make_client(source, "sts", self.region(), None, None)
             else:
                 source = self._admin_session()
                 sts = self.client("sts")  # as the admin identity; cached, like every client
@@ -179,16 +189,18 @@ class SessionFactory:
                     "expiry_time": expiry,
                 }
 
-            refreshable = RefreshableCredentials.create_from_metadata(
-                metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
-            )
-            core: botocore.session.Session = botocore.session.get_session()
-            # Share the parsed service models with the base session: loading them is the
-            # expensive part of making a client, and they do not depend on credentials.
-            core.register_component("data_loader", source._session.get_component("data_loader"))
-            core._credentials = refreshable  # noqa: SLF001 - the documented way to inject refreshable creds
-            session = boto3.Session(botocore_session=core, region_name=source.region_name)
-            self._sessions[key] = session
+            first = fetch()  # the network round trip, outside the factory-wide lock
+            with self._lock:
+                refreshable = RefreshableCredentials.create_from_metadata(
+                    metadata=first, refresh_using=fetch, method="sts-assume-role"
+                )
+                core: botocore.session.Session = botocore.session.get_session()
+                # Share the parsed service models with the base session: loading them is the
+                # expensive part of making a client, and they do not depend on credentials.
+                core.register_component("data_loader", source._session.get_component("data_loader"))
+                core._credentials = refreshable  # noqa: SLF001 - the documented way to inject refreshable creds
+                session = boto3.Session(botocore_session=core, region_name=source.region_name)
+                self._sessions[key] = session
             return session
 
     # -- clients ----------------------------------------------------------------------------
@@ -200,12 +212,14 @@ class SessionFactory:
         key = (service, reg, account if role_arn else None, role_arn)
         with self._lock:
             cached = self._clients.get(key)
-            if cached is not None:
-                return cached
-            session = self.session(account, role_arn, external_id)
-            client = self._make_client(session, service, reg, account, role_arn)
-            self._clients[key] = client
-            return client
+        if cached is not None:
+            return cached
+        session = self.session(account, role_arn, external_id)  # may assume a role: not under the lock
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is None:
+                cached = self._clients[key] = self._make_client(session, service, reg, account, role_arn)
+            return cached
 
     def _make_client(self, session: boto3.Session, service: str, region: str, account: str | None,
                      role_arn: str | None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -40,6 +40,42 @@ class _GlobalOptionsAnywhere(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        defer_coercion(params)
+        return params
+
+
+class _CoerceOnFirstValue:
+    """Stands in for typer's coercion of one option until it is given a value other than None."""
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        self._build = build
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        real = param._runtime_param = self._build(param.type_descriptor)  # noqa: SLF001
+        return real.coerce(value, param=param, ctx=ctx)
+
+
+def defer_coercion(params: Sequence[Any]) -> None:
+    """Let options left at their None default skip typer's coercion.
+
+    typer (0.2x) coerces every option through a pydantic TypeAdapter it builds on first use, even
+    an option left at None, and the first one imports pydantic (~100 ms). `replctl status --help`
+    processes the global options without using any of them (BENCHMARKS.md, start-up). An option
+    given a value still goes through typer's own coercion. With a typer that coerces
+    differently this does nothing.
+    """
+    try:
+        from typer._coercion import build_runtime_param
+    except ImportError:  # pragma: no cover - another typer
+        return
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None and hasattr(param, "type_descriptor"):
+            param._runtime_param = _CoerceOnFirstValue(build_runtime_param)  # noqa: SLF001
 
 
 def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
@@ -234,7 +270,8 @@ def main_options(
         None, "--endpoint-url", help="Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too).",
         callback=_endpoint,
     ),
-    output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o", help="table for people, json for scripts."),
+    output: OutputFormat = typer.Option(None, "--output", "-o", show_default="table",
+                                         help="table for people, json for scripts."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR is honoured too)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short error messages."),
     sandbox: bool = typer.Option(
@@ -246,7 +283,7 @@ def main_options(
     color = not no_color and not os.environ.get("NO_COLOR")
     ctx.obj = State(
         config_path=config, profile=profile, region=region, endpoint_url=endpoint_url,
-        output=Output(fmt=output.value, color=color), debug=debug, sandbox=sandbox,
+        output=Output(fmt=(output or OutputFormat.table).value, color=color), debug=debug, sandbox=sandbox,
     )
 
 
