@@ -8,6 +8,7 @@ be assumed, the thing CloudFormation will need.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 from collections.abc import Iterable
@@ -80,8 +81,8 @@ def _role(iam: Any, name: str) -> RoleFacts:
             return RoleFacts(exists=False)
         return RoleFacts(exists=None, error=translate(exc).message)
     trust = role.get("AssumeRolePolicyDocument")
-    if isinstance(trust, str):  # IAM returns it URL-encoded on the wire; boto3 usually decodes
-        trust = json.loads(unquote(trust))
+    if trust is not None:
+        trust = _policy_document(trust)
     return RoleFacts(exists=True, path=role.get("Path"), trust=trust)
 
 
@@ -96,10 +97,22 @@ def _inline_policies(iam: Any, role: str) -> tuple[dict[str, Any], ...] | None:
         docs = []
         for name in names:
             doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-            docs.append(json.loads(unquote(doc)) if isinstance(doc, str) else doc)
+            docs.append(_policy_document(doc))
         return tuple(docs)
     except Exception:  # noqa: BLE001 - judged as "could not read"
         return None
+
+
+def _policy_document(doc: Any) -> dict[str, Any]:
+    """IAM returns policy documents URL-encoded JSON (boto3 usually decodes them to a dict)."""
+    if isinstance(doc, dict):
+        return doc
+    text = unquote(str(doc))
+    try:
+        return dict(json.loads(text))
+    except ValueError:
+        # moto returns a role policy created by CloudFormation as a Python repr of the dict.
+        return dict(ast.literal_eval(text))
 
 
 def fetch_admin(config: Config, factory: SessionFactory) -> AdminFacts:
@@ -122,29 +135,22 @@ def observer_role_arn(config: Config, account: str) -> str:
     return f"arn:aws:iam::{account}:role/replctl/{config.observer_role_name}"
 
 
-def execution_role_arn(config: Config, account: str) -> str:
-    return f"arn:aws:iam::{account}:role/{config.stackset.execution_role_name}"
-
-
 def fetch_target(config: Config, factory: SessionFactory, env: Environment, account: str) -> TargetFacts:
-    """Read the account's IAM through the observer role (created by the bootstrap template), or,
-    where the operator may assume it, the execution role."""
+    """Read the account's IAM through the observer role, which the bootstrap template
+    (cfn/stackset-execution-role.yaml) creates beside the execution role. The execution role
+    itself trusts only the administration role, so the operator never assumes it."""
     region = config.stackset.home_region
-    errors: list[str] = []
-    for access, role_arn in (("observer", observer_role_arn(config, account)),
-                             ("execution", execution_role_arn(config, account))):
-        try:
-            # Force the AssumeRole now so a failure is reported as such, not as an IAM error.
-            factory.session(account, role_arn).get_credentials().get_frozen_credentials()
-            iam = factory.client("iam", region=region, account=account, role_arn=role_arn)
-        except Exception as exc:
-            errors.append(f"{access} role: {translate(exc).message}")
-            continue
-        return TargetFacts(env.name, account, access, tuple(errors),
-                           _role(iam, config.stackset.execution_role_name),
-                           _role(iam, replication_role_name(config)))
-    unknown = RoleFacts(exists=None, error="not checked: no role in this account could be assumed")
-    return TargetFacts(env.name, account, None, tuple(errors), unknown, unknown)
+    role_arn = observer_role_arn(config, account)
+    try:
+        # Force the AssumeRole now so a failure is reported as such, not as an IAM error.
+        factory.session(account, role_arn).get_credentials().get_frozen_credentials()
+        iam = factory.client("iam", region=region, account=account, role_arn=role_arn)
+    except Exception as exc:
+        unknown = RoleFacts(exists=None, error="not checked: the observer role could not be assumed")
+        return TargetFacts(env.name, account, None, (translate(exc).message,), unknown, unknown)
+    return TargetFacts(env.name, account, "observer", (),
+                       _role(iam, config.stackset.execution_role_name),
+                       _role(iam, replication_role_name(config)))
 
 
 def fetch(config: Config, factory: SessionFactory, envs: Iterable[Environment]) -> tuple[AdminFacts, list[TargetFacts]]:
@@ -296,13 +302,11 @@ def _target_checks(config: Config, t: TargetFacts) -> list[Check]:
                       f"{boot}: it creates the execution role and the read-only observer role "
                       f"replctl/{config.observer_role_name}, which your admin-account role must match "
                       "(ObserverTrustedRolePattern)")]
-    via = {"observer": f"through replctl/{config.observer_role_name}",
-           "execution": f"through {exec_name} (the observer role could not be assumed)"}[t.access]
-    rows = [Check(scope, "account can be read", True, via)]
+    rows = [Check(scope, "account can be read", True, f"through replctl/{config.observer_role_name}")]
     role = t.execution_role
     if role.exists is None:
         rows.append(Check(scope, "execution role exists", False, role.error or "unknown",
-                          "allow the observer role iam:GetRole on the execution role"))
+                          f"{boot.replace('deploy', 're-deploy')}: its observer role may read the execution role"))
     elif not role.exists:
         rows.append(Check(scope, "execution role exists", False, f"no role {exec_name}", boot))
     else:
@@ -330,7 +334,11 @@ def _target_checks(config: Config, t: TargetFacts) -> list[Check]:
     rep_name = replication_role_name(config)
     label = "replication role name is free or ours"
     if rep.exists is None:
-        rows.append(Check(scope, label, False, rep.error or "unknown", "allow the execution role iam:GetRole"))
+        # The observer may read role/<name> and role/replctl/*: AccessDenied means a role with this
+        # name exists under some other path — taken, though IAM will not say by whom.
+        rows.append(Check(scope, label, False, f"{rep_name}: cannot be read ({rep.error or 'unknown'})",
+                          f"a role named {rep_name} probably exists outside /replctl/: choose another "
+                          "parameters.ReplicationRoleName, or check with `aws iam get-role` in the account"))
     elif not rep.exists:
         rows.append(Check(scope, label, True, f"{rep_name}: free"))
     elif rep.path == ROLE_PATH:

@@ -1,6 +1,6 @@
 """I/O for `status`: read every selected account-region, concurrently, into `StatusFacts`.
 
-Per account-region (through the observer role the template creates in each account):
+Per account-region (through the observer role the bootstrap template creates in each account):
 S3 GetBucketReplication on the environment's bucket (the rule ids are read, never guessed);
 the metadata table's HEARTBEAT, LOCAL#LAG and LOCAL#VALIDATION/latest items; ONE CloudWatch
 GetMetricData call holding every metric of that account-region (S3 replication metrics per

@@ -405,7 +405,9 @@ def test_observer_can_read_the_execution_role_and_replctl_roles(estate):
     (readiness,) = [s for s in document["Statement"] if s.get("Sid") == "AccountReadiness"]
     assert readiness["Action"] == "iam:GetRole"
     account = ACCOUNTS["staging"]
-    assert readiness["Resource"] == [f"arn:aws:iam::{account}:role/{EXECUTION_ROLE}", f"arn:aws:iam::{account}:role/replctl/*"]
+    assert readiness["Resource"] == [f"arn:aws:iam::{account}:role/{EXECUTION_ROLE}",
+                                     f"arn:aws:iam::{account}:role/replctl-replication-agent",
+                                     f"arn:aws:iam::{account}:role/replctl/*"]
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

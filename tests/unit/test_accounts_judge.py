@@ -24,8 +24,7 @@ def config(tmp_path: Path):
 
 def test_an_unreadable_account_says_how_to_bootstrap_it(tmp_path: Path) -> None:
     c = config(tmp_path)
-    target = TargetFacts("dev", "111111111111", None, ("observer role: cannot assume …: AccessDenied",
-                                                      "execution role: cannot assume …: AccessDenied"),
+    target = TargetFacts("dev", "111111111111", None, ("cannot assume …: AccessDenied",),
                          RoleFacts(None), RoleFacts(None))
     rows = [r for r in evaluate(c, ADMIN, [target], c.select(["dev"])) if r.scope == "dev 111111111111"]
     assert len(rows) == 1 and rows[0].ok is False
@@ -35,13 +34,14 @@ def test_an_unreadable_account_says_how_to_bootstrap_it(tmp_path: Path) -> None:
     assert "ObserverTrustedRolePattern" in rows[0].hint
 
 
-def test_reading_through_the_execution_role_is_said(tmp_path: Path) -> None:
+def test_an_unreadable_replication_role_name_is_not_called_free(tmp_path: Path) -> None:
     c = config(tmp_path)
-    target = TargetFacts("dev", "111111111111", "execution", ("observer role: AccessDenied",),
-                         RoleFacts(True, "/", TRUST), RoleFacts(False))
+    target = TargetFacts("dev", "111111111111", "observer", (), RoleFacts(True, "/", TRUST),
+                         RoleFacts(None, error="access denied: AccessDenied"))
     rows = {r.check: r for r in evaluate(c, ADMIN, [target], c.select(["dev"])) if r.scope == "dev 111111111111"}
-    assert rows["account can be read"].detail.startswith("through AWSCloudFormationStackSetExecutionRole")
-    assert all(r.ok for r in rows.values())
+    row = rows["replication role name is free or ours"]
+    assert row.ok is False and "cannot be read" in row.detail
+    assert "outside /replctl/" in row.hint
 
 
 def test_trust_in_the_admin_account_but_not_its_administration_role(tmp_path: Path) -> None:

@@ -571,6 +571,7 @@ FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
 # the bootstrap template, so each of the three appears.
 OBSERVER_GRANTS = {
     ("iam:getrole", EXECUTION_ARN),
+    ("iam:getrole", f"arn:aws:iam::{DEV}:role/replctl-replication-agent"),
     ("iam:getrole", f"arn:aws:iam::{DEV}:role/replctl/*"),
     ("cloudwatch:getmetricdata", "*"),
     *{("cloudwatch:describealarms", f"arn:aws:cloudwatch:*:{DEV}:alarm:replctl-{e}-*") for e in ENVIRONMENTS},
