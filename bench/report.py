@@ -45,6 +45,8 @@ def print_terminal(sections: Sequence[Section], extra: Sequence[Table], total_se
     from rich.table import Table as RichTable
 
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
 
     def show(table: Table) -> None:
         rt = RichTable(title=table.title, title_justify="left")
@@ -102,6 +104,8 @@ def write_markdown(path: Path, *, sections: Sequence[Section], machine: Sequence
         if s.notes:
             out.append("")
         out += [f"_Section wall time: {fmt_seconds(s.seconds)}._", ""]
+    if changes.strip():
+        out += [changes.strip(), ""]
     for title, tables, notes in extra:
         out += [f"## {title}", ""]
         for table in tables:
@@ -109,6 +113,4 @@ def write_markdown(path: Path, *, sections: Sequence[Section], machine: Sequence
         out += [f"- {n}" for n in notes]
         if notes:
             out.append("")
-    if changes.strip():
-        out += [changes.strip(), ""]
     path.write_text("\n".join(out))

@@ -41,6 +41,10 @@ class Timing:
     def median(self) -> float:
         return median(self.samples)
 
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples)
+
 
 def ensure_tool(root: Path, package: str, log: list[str]) -> Path | None:
     """`.venv-bench/<package>` with the package installed; its executable, or None (said in `log`)."""
@@ -114,9 +118,9 @@ def run(repo: Path, workdir: Path) -> Section:
     by = {t.command.label: t for t in timings}
     ours = by["replctl --help"].median
     table = Table(f"median of {ROUNDS} rounds, round-robin (after one warm-up round)",
-                  ("command", "median", "min", "max", "÷ replctl --help", "version"))
+                  ("command", "median", "mean", "min", "max", "÷ replctl --help (median)", "version"))
     for t in timings:
-        table.add(f"`{t.command.label}`", fmt_seconds(t.median), fmt_seconds(min(t.samples)),
+        table.add(f"`{t.command.label}`", fmt_seconds(t.median), fmt_seconds(t.mean), fmt_seconds(min(t.samples)),
                   fmt_seconds(max(t.samples)), fmt_ratio(ratio(t.median, ours)),
                   versions.get(t.command.label, "replctl (this checkout)"))
     section.tables.append(table)

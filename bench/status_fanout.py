@@ -327,14 +327,14 @@ def run(workdir: Path, *, default_workers: int | None = None) -> Section:
     return section
 
 
-def probe(per_environment: int, rtts: list[float]) -> list[dict[str, Any]]:
-    """`status` with the installed replctl's default number of readers, at each modeled RTT."""
+def probe(per_environment: int, rtts: list[float], workers: int | None = None) -> list[dict[str, Any]]:
+    """`status` at each modeled RTT, with `workers` readers (default: the importable replctl's default)."""
     import inspect
     import tempfile
 
     from replctl.health_fetch import fetch_status
 
-    workers = inspect.signature(fetch_status).parameters["max_workers"].default
+    workers = workers or inspect.signature(fetch_status).parameters["max_workers"].default
     out = []
     with tempfile.TemporaryDirectory() as tmp, _estate(Path(tmp), per_environment) as config:
         for rtt in rtts:
@@ -352,6 +352,7 @@ if __name__ == "__main__":  # used by `python -m bench --compare`, against anoth
     parser = argparse.ArgumentParser(description="status fan-out with the importable replctl")
     parser.add_argument("--per-env", type=int, default=20)
     parser.add_argument("--rtt", type=float, action="append", default=[])
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     use_fake_aws()
-    print(json.dumps(probe(args.per_env, args.rtt or [MODELED_RTT_SECONDS])))
+    print(json.dumps(probe(args.per_env, args.rtt or [MODELED_RTT_SECONDS], args.workers)))

@@ -127,4 +127,9 @@ def run(repo: Path) -> Section:
     section.notes.append(
         "Every probe is one DescribeStackSetOperation plus one ListStackSetOperationResults (per-account "
         "progress); 'all calls' also counts the one ListStackSetOperations that finds the operation.")
+    section.notes.append(
+        f"A first rollout waits on 5 operations (3 environments, 2 wiring waves): at the median delay that is "
+        f"about {5 * ours.median_delay:.0f} s spent after operations had finished with replctl's backoff, "
+        f"{5 * base.median_delay:.0f} s with a 30-second poll. Halving the cap would halve the delay and double "
+        "the polls of long operations; 20 s keeps a 15-minute operation at about 50 describes.")
     return section
