@@ -69,11 +69,13 @@ class Faults:
     def count(self, operation: str, env: str) -> int:
         return self.calls.count((env, operation))
 
-    def install(self, session: Any) -> None:
+    def install(self, target: Any) -> None:
+        """Hook a boto3 session (its clients made from now on) or one client."""
+        events = target.events if hasattr(target, "events") else target.meta.events
         # before-call sees the serialized request; the API parameters are kept from before.
-        session.events.register("before-parameter-build.*.*", self._keep_params)
-        session.events.register("before-call.*.*", self._before)
-        session.events.register("after-call.sts.AssumeRole", self._learn_key)
+        events.register("before-parameter-build.*.*", self._keep_params)
+        events.register("before-call.*.*", self._before)
+        events.register("after-call.sts.AssumeRole", self._learn_key)
 
     def _env(self, model: Any, params: dict[str, Any], request_signer: Any) -> str:
         if model.name == "AssumeRole":
@@ -378,8 +380,8 @@ def truncated_events(draw: st.DrawFn) -> Any:
     return _truncate(draw, load_event(draw(st.sampled_from(EVENTS))))
 
 
-@pytest.fixture(scope="module")
-def shared_world() -> Iterator[Estate]:
+@pytest.fixture()
+def shared_world() -> Iterator[Estate]:  # once per test function: shared by its hypothesis examples
     from moto import mock_aws
 
     with mock_aws():
