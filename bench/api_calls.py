@@ -136,8 +136,8 @@ def run(repo: Path, workdir: Path) -> Section:
 
     summary = Table("calls per command", ("command", "exit", "calls", "read", "mutating", "wall (moto, in-process)"))
     for s in scenarios:
-        summary.add(f"{s.name}: `replctl deploy {' '.join(s.args[1:])}`".replace(" `", " `").strip(),
-                    s.exit_code, len(s.calls), len(s.reads), len(s.mutating), fmt_seconds(s.seconds))
+        summary.add(f"{s.name}: `replctl {' '.join(s.args)}`", s.exit_code, len(s.calls), len(s.reads),
+                    len(s.mutating), fmt_seconds(s.seconds))
     section.tables.append(summary)
 
     ops = sorted({op for s in scenarios for op in s.by_operation()},

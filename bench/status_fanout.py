@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +153,7 @@ class Seeder:
                   "compared": {"L": [{"S": "ssm"}, {"S": "table"}, {"S": "bucket"}]},
                   "trigger": {"S": "schedule"}, "generated_at": {"S": (now - timedelta(minutes=10)).isoformat()}}]
         items += [{"pk": {"S": "LOCAL#LAG"}, "sk": {"S": t}, "origin": {"S": env}, "version": {"N": "42"},
-                   "heartbeat_version": {"N": "42"}, "metadata_lag_seconds": {"N": str(Decimal("0.3"))},
+                   "heartbeat_version": {"N": "42"}, "metadata_lag_seconds": {"N": "0.3"},
                    "s3_lag_seconds": {"N": "40"}, "metadata_visible": {"BOOL": True}, "s3_visible": {"BOOL": True},
                    "measured_at": {"S": (now - timedelta(seconds=60)).isoformat()}} for t in targets]
         ddb.batch_write_item(RequestItems={names.table: [{"PutRequest": {"Item": i}} for i in items]})
