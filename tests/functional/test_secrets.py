@@ -321,8 +321,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
             yield endpoint
         finally:
             srv.stop()
-            sys.modules.clear()
-            sys.modules.update(saved_modules)
+            for name in [n for n in sys.modules if n not in saved_modules]:
+                del sys.modules[name]
+            sys.modules.update(saved_modules)  # the handler modules every other test imported
             sys.path[:] = saved_path
 
 
