@@ -73,8 +73,9 @@ def write_markdown(path: Path, *, sections: Sequence[Section], machine: Sequence
     out: list[str] = [
         "# Benchmarks",
         "",
-        f"Everything below was measured by `{command}` (also `make bench`), which wrote this file; run it "
-        "again to refresh the numbers. It covers what users feel: how many AWS calls a rollout makes, how "
+        f"Everything below was measured by `{command}`, which wrote this file; run it again to refresh the "
+        "numbers (`make bench` runs `python -m bench`; `--compare <rev>` adds the before/after section). "
+        "It covers what users feel: how many AWS calls a rollout makes, how "
         "long `status` takes across accounts, how soon replctl notices that a StackSet operation finished, "
         "how fast the CLI starts, the stream processor's throughput and packaging time. It is not a test "
         "suite: figures vary with the machine and its load, so each section compares alternatives measured "

@@ -124,6 +124,9 @@ def run(repo: Path, workdir: Path) -> Section:
                   fmt_seconds(max(t.samples)), fmt_ratio(ratio(t.median, ours)),
                   versions.get(t.command.label, "replctl (this checkout)"))
     section.tables.append(table)
+    section.notes.append(
+        "Short processes' wall times can move in scheduler-sized steps (about 50 ms on the machine this was "
+        "first run on), so a median jumps by a step where the mean moves a little; both are shown.")
     section.headline.append(("startup: replctl --help / status --help",
                              f"{fmt_seconds(ours)} / {fmt_seconds(by['replctl status --help'].median)}"))
     for label in ("aws --version", "sceptre --help"):
