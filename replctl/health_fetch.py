@@ -64,6 +64,21 @@ def _message(exc: BaseException) -> str:
     return translate(exc).message
 
 
+#: Error codes that mean the caller's own credentials are unusable (not a missing permission).
+_CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
+                               "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidAccessKeyId"})
+
+
+def caller_unusable(exc: BaseException) -> bool:
+    """True when the admin identity itself cannot call AWS: nothing else could be read either, so
+    `status` stops with the credentials error (exit 3) instead of a wall of "unknown"."""
+    from botocore import exceptions as bx
+
+    fatal = (bx.NoCredentialsError, bx.PartialCredentialsError, bx.NoRegionError, bx.ProfileNotFound,
+             bx.TokenRetrievalError, bx.EndpointConnectionError)
+    return isinstance(exc, fatal) or error_code(exc) in _CREDENTIAL_CODES
+
+
 # --------------------------------------------------------------------------- metric queries
 
 
@@ -333,6 +348,8 @@ def list_instances(factory: SessionFactory, stack_set: str, home_region: str) ->
                     last_drift_check=_utc(checked) if isinstance(checked, datetime) else None,
                 )
     except _errors() as exc:
+        if caller_unusable(exc):
+            raise translate(exc) from exc
         if error_code(exc) == "StackSetNotFoundException":
             return InstanceListing({}, True, f"stack set {stack_set} does not exist in region {home_region} "
                                              "of the admin account")

@@ -419,3 +419,16 @@ def test_watch_refreshes_until_ctrl_c_and_exits_with_the_last_verdict(estate: Pa
     table = run_status(estate, "--watch", "--interval", "5")
     assert table.exit_code == 20
     assert "overall: DEGRADED" in table.stdout and "Ctrl-C to stop" in table.stdout
+
+
+def test_status_without_credentials_is_an_access_error_not_a_wall_of_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "t.yaml").write_text("Resources: {}\n")
+    cfg = tmp_path / "environments.yaml"
+    cfg.write_text(CONFIG)
+    result = CliRunner().invoke(app, ["--config", str(cfg), "status"])
+    assert result.exit_code == 3, result.output
+    assert "no AWS credentials found" in result.stderr and "Traceback" not in result.output
