@@ -158,6 +158,18 @@ class CreateArtifactBucket:
 
 
 @dataclass(frozen=True)
+class GrantArtifactReaders:
+    """Rewrite an existing artifact bucket's policy so every target account may read the ZIPs.
+
+    Planned only when instances are created in a bucket's region: a new account is the only way
+    the reader set grows, and writing the whole policy needs no read call (the bucket is ours)."""
+
+    region: str
+    bucket: str
+    reader_accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UploadArtifact:
     region: str
     bucket: str
@@ -220,8 +232,8 @@ class UpdateOverrides:
     organizational_unit: str | None = None
 
 
-Step = (CreateArtifactBucket | UploadArtifact | UploadTemplate | CreateStackSet | UpdateStackSet | BringForward
-        | CreateInstances | UpdateOverrides)
+Step = (CreateArtifactBucket | GrantArtifactReaders | UploadArtifact | UploadTemplate | CreateStackSet
+        | UpdateStackSet | BringForward | CreateInstances | UpdateOverrides)
 OperationStep = UpdateStackSet | BringForward | CreateInstances | UpdateOverrides
 
 
@@ -230,6 +242,8 @@ def describe_step(step: Step) -> str:
     match step:
         case CreateArtifactBucket(region=r, bucket=b):
             return f"create artifact bucket {b} in {r} (versioned, encrypted, public access blocked)"
+        case GrantArtifactReaders(bucket=b, reader_accounts=a):
+            return f"let {', '.join(a)} read the artifacts in {b} (new instances)"
         case UploadArtifact(bucket=b, key=k, function=f):
             return f"upload {f} to s3://{b}/{k}"
         case UploadTemplate(bucket=b, key=k, size=n):
@@ -254,6 +268,8 @@ def step_action(step: Step) -> str:
     match step:
         case CreateArtifactBucket():
             return "CreateBucket"
+        case GrantArtifactReaders():
+            return "PutBucketPolicy"
         case UploadArtifact() | UploadTemplate():
             return "PutObject"
         case CreateStackSet():
@@ -857,6 +873,18 @@ def decide(
     if observed.running:
         notes.append(f"operation{'s' if len(observed.running) > 1 else ''} {', '.join(observed.running)} "
                      "still running; deploy waits for it before planning")
+
+    # An account added to an environment must be able to read the ZIPs before its instance is
+    # created (Lambda fetches the code as that account's execution role).
+    created_buckets = {st.bucket for st in preparation if isinstance(st, CreateArtifactBucket)}
+    grants: list[Step] = []
+    for region in config.regions:
+        bucket = artifact_bucket(config, region)
+        creating = any(isinstance(st, CreateInstances) and region in st.regions for w in waves for st in w.steps)
+        if creating and bucket not in created_buckets:
+            readers = tuple(a for e in envs if region in e.regions for a in e.account_ids)
+            grants.append(GrantArtifactReaders(region, bucket, readers))
+    preparation = grants + preparation
 
     diff = ""
     if ss is None or template_changed:

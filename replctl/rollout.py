@@ -35,6 +35,7 @@ from replctl.plan import (
     BringForward,
     Clients,
     CreateArtifactBucket,
+    GrantArtifactReaders,
     CreateInstances,
     CreateStackSet,
     Plan,
@@ -161,6 +162,9 @@ class _Rollout:
         match step:
             case CreateArtifactBucket():
                 self.create_bucket(step)
+            case GrantArtifactReaders(region=region, bucket=bucket, reader_accounts=readers):
+                self.s3_call(region, "put_bucket_policy", Bucket=bucket,
+                             Policy=json.dumps(self.artifact_policy(bucket, readers)))
             case UploadArtifact(region=region, bucket=bucket, key=key, path=path):
                 self.s3_call(region, "put_object", Bucket=bucket, Key=key, Body=Path(path).read_bytes(),
                              ContentType="application/zip")
@@ -204,6 +208,18 @@ class _Rollout:
         except Exception as exc:
             raise _rejected(f"{method} on s3://{kwargs.get('Bucket')}", exc) from exc
 
+    def artifact_policy(self, bucket: str, readers: tuple[str, ...]) -> dict[str, Any]:
+        # Lambda fetches the ZIP as the StackSet execution role of each target account
+        # (AWS::Lambda::Function Code: the bucket may be in another account, same region).
+        prefix = self.config.stackset.artifact_prefix
+        return {"Version": "2012-10-17", "Statement": [{
+            "Sid": "TargetAccountsReadArtifacts",
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in readers]},
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+        }]}
+
     def create_bucket(self, step: CreateArtifactBucket) -> None:
         b, region = step.bucket, step.region
         kwargs: dict[str, Any] = {"Bucket": b}
@@ -222,17 +238,8 @@ class _Rollout:
         self.s3_call(region, "put_bucket_encryption", Bucket=b, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
         if step.reader_accounts:
-            # Lambda fetches the ZIP as the StackSet execution role of each target account
-            # (AWS::Lambda::Function Code: the bucket may be in another account, same region).
-            prefix = self.config.stackset.artifact_prefix
-            policy = {"Version": "2012-10-17", "Statement": [{
-                "Sid": "TargetAccountsReadArtifacts",
-                "Effect": "Allow",
-                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in step.reader_accounts]},
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": f"arn:aws:s3:::{b}/{prefix}*",
-            }]}
-            self.s3_call(region, "put_bucket_policy", Bucket=b, Policy=json.dumps(policy))
+            self.s3_call(region, "put_bucket_policy", Bucket=b,
+                         Policy=json.dumps(self.artifact_policy(b, step.reader_accounts)))
         self.log.created.append(f"s3://{b}")
         self.reporter.step(f"created artifact bucket {b} in {region}: versioning on, SSE-S3, "
                            "public access blocked, bucket-owner-enforced"

@@ -201,3 +201,19 @@ def test_real_template_through_template_url(aws: Recorder, tmp_path: Path, monke
     again = invoke(path, "deploy", "--yes")
     assert again.exit_code == 0, again.output
     assert aws.mutating(before) == []
+
+
+def test_an_account_added_later_may_read_the_artifacts_before_its_instance_exists(aws: Recorder,
+                                                                                    estate: Path) -> None:
+    assert invoke(estate, "deploy", "--yes").exit_code == 0
+    extra = "444444444444"
+    estate.write_text(estate.read_text().replace(
+        f'account_id: "{STAGING}"', f'account_id: "{STAGING}"\n    extra_account_ids: ["{extra}"]', 1))
+    aws.calls.clear()
+    result = invoke(estate, "deploy", "--yes")
+    assert result.exit_code == 0, result.output
+    policy = json.loads(boto3.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])
+    readers = policy["Statement"][0]["Principal"]["AWS"]
+    assert f"arn:aws:iam::{extra}:root" in readers and f"arn:aws:iam::{DEV}:root" in readers
+    ops = [c.operation for c in aws.calls if c.mutating]
+    assert ops.index("PutBucketPolicy") < ops.index("CreateStackInstances")

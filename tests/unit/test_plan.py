@@ -20,6 +20,7 @@ from replctl.plan import (
     CreateArtifactBucket,
     CreateInstances,
     CreateStackSet,
+    GrantArtifactReaders,
     InstanceRow,
     InstanceState,
     Observed,
@@ -220,6 +221,9 @@ def test_partial_first_rollout_creates_prod_then_wires(estate) -> None:
     staging_now = {**FINAL[STAGING], "ReplicateToProd": "false"}
     obs = current(template, instances=(instance(DEV, overrides=dev_now), instance(STAGING, overrides=staging_now)))
     plan = decide(config, template, ARTIFACTS, obs)
+    # The bucket exists, and an account is about to get its first instance: it must be able to
+    # read the ZIPs first, so the whole reader list is written before anything else.
+    assert plan.preparation == (GrantArtifactReaders(REGION, BUCKET, (DEV, STAGING, PROD)),)
     assert waves(plan) == [
         ("dev", "rollout", ()),
         ("staging", "rollout", ()),
@@ -398,3 +402,10 @@ def test_required_parameter_without_value_is_a_template_error(estate) -> None:
 def test_desired_parameters_only_those_the_template_declares(estate) -> None:
     config, template = estate
     assert params(desired_parameters(config, template, ARTIFACTS)) == STACK_SET_PARAMS
+
+
+def test_no_reader_grant_without_new_instances(estate) -> None:
+    config, template = estate
+    new_code = tuple(replace(a, sha256="cd" * 32, key=a.key.replace("abab", "cdcd")) for a in ARTIFACTS)
+    plan = decide(config, template, new_code, current(template))
+    assert not any(isinstance(s, GrantArtifactReaders) for s in plan.preparation)
