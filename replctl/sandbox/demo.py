@@ -31,7 +31,7 @@ def _banner(text: str) -> None:
 def replctl(*args: str, ok_codes: tuple[int, ...] = (0,), capture: bool = False) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "replctl", *args]
     print(f"$ replctl {shlex.join(args)}", flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=capture, env={**os.environ, "COLUMNS": "120"},
+    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=capture, env={**os.environ, "COLUMNS": os.environ.get("COLUMNS", "150")},
                           check=False)
     if capture:
         sys.stdout.write(proc.stdout)
