@@ -80,6 +80,10 @@ def adapt(text: str) -> Adapted:
                 "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "TimeToLiveSpecification")}
             if "SSESpecification" in props:
                 table["SSESpecification"] = {"SSEEnabled": props["SSESpecification"].get("SSEEnabled", True)}
+            home = _home_replica(props.get("Replicas"))
+            for key in ("PointInTimeRecoverySpecification", "DeletionProtectionEnabled"):
+                if key in home:
+                    table[key] = home[key]
             res["Type"] = "AWS::DynamoDB::Table"
             res["Properties"] = table
             subs.append(f"{logical}: AWS::DynamoDB::GlobalTable -> AWS::DynamoDB::Table (replicas dropped)")
@@ -96,6 +100,16 @@ def adapt(text: str) -> Adapted:
                 props["Tags"] = [{"TagKey": t.get("Key"), "TagValue": t.get("Value")} for t in props["Tags"]]
                 subs.append(f"{logical}: Tags given as TagKey/TagValue (moto reads the API's tag shape)")
     return Adapted(cfnyaml.dump_json(template), tuple(subs))
+
+
+def _home_replica(replicas: Any) -> dict[str, Any]:
+    """The replica in the stack's own region (the last branch of an Fn::If list holds the single one)."""
+    if isinstance(replicas, dict) and "Fn::If" in replicas:
+        return _home_replica(replicas["Fn::If"][2])
+    for replica in replicas or []:
+        if isinstance(replica, dict) and replica.get("Region") == {"Ref": "AWS::Region"}:
+            return replica
+    return {}
 
 
 def _has_intrinsics(value: Any) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 from replctl import cfnyaml
 from replctl.aws import Call, SessionFactory
+from replctl.sandbox.adapt import adapt_template_for_sandbox
 
 
 class AwsSemantics:
@@ -131,32 +132,6 @@ def recording_factory(recorder: Recorder) -> type[SessionFactory]:
 
 
 def adapt_for_moto(text: str) -> str:
-    """The template as moto 5.2.5 can deploy it; each change is a moto gap, not a template bug.
-
-    - AWS::DynamoDB::GlobalTable → AWS::DynamoDB::Table: moto has no GlobalTable (it skips the
-      resource, then crashes on `GetAtt <table>.StreamArn`). Name, keys, billing, stream and SSE
-      are kept; DR replicas are dropped.
-    - AWS::KMS::Key: moto reads CloudFormation's `Tags` (Key/Value) as the KMS API's
-      TagKey/TagValue (KeyError 'TagKey') and breaks on a KeyPolicy given as an object; the
-      tags are converted and the policy passed as a JSON string.
-    """
-    template = cfnyaml.load(text)
-    for resource in (template.get("Resources") or {}).values():
-        if resource.get("Type") == "AWS::KMS::Key":
-            props = resource.get("Properties") or {}
-            if "Tags" in props:
-                props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props["Tags"]]
-            if isinstance(props.get("KeyPolicy"), dict):
-                props["KeyPolicy"] = {"Fn::ToJsonString": props["KeyPolicy"]}
-            continue
-        if resource.get("Type") != "AWS::DynamoDB::GlobalTable":
-            continue
-        props = copy.deepcopy(resource.get("Properties") or {})
-        table = {k: props[k] for k in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema") if k in props}
-        if "StreamSpecification" in props:
-            table["StreamSpecification"] = {"StreamViewType": props["StreamSpecification"]["StreamViewType"]}
-        if "SSESpecification" in props:
-            table["SSESpecification"] = {"SSEEnabled": props["SSESpecification"].get("SSEEnabled", True)}
-        resource["Type"] = "AWS::DynamoDB::Table"
-        resource["Properties"] = table
-    return json.dumps(template, indent=1)
+    """The template as moto 5.2.5 can deploy it: the sandbox's adapter, the one place that knows
+    moto's gaps (replctl.sandbox.adapt; each substitution is listed and tested there)."""
+    return adapt_template_for_sandbox(text)
