@@ -212,13 +212,24 @@ class _Rollout:
         # Lambda fetches the ZIP as the StackSet execution role of each target account
         # (AWS::Lambda::Function Code: the bucket may be in another account, same region).
         prefix = self.config.stackset.artifact_prefix
-        return {"Version": "2012-10-17", "Statement": [{
-            "Sid": "TargetAccountsReadArtifacts",
-            "Effect": "Allow",
-            "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in readers]},
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
-        }]}
+        return {"Version": "2012-10-17", "Statement": [
+            {
+                "Sid": "TargetAccountsReadArtifacts",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in readers]},
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+            },
+            {
+                # The same TLS-only rule the template's buckets carry (E9104).
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ]}
 
     def create_bucket(self, step: CreateArtifactBucket) -> None:
         b, region = step.bucket, step.region

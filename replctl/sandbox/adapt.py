@@ -23,6 +23,10 @@ StackSet behaviour, emulated through botocore hooks on the admin CloudFormation 
   encryption, public access block, ownership controls and replication rules; table point-in-time
   recovery; and the CloudWatch alarms (created from the template's alarm definitions).
 
+Bucket policies: moto enforces any Deny on every object call whatever its Principal and
+Condition, so the emulator receives replctl's bucket policies without their Deny statements
+(`without_denies`); AWS gets them whole.
+
 Not emulated (said once by the commands that would need them; see `NOT_EMULATED`).
 """
 
@@ -253,7 +257,8 @@ class AccountClients:
 
 
 def install_stackset_emulation(factory: Any, execution_role_name: str, log: Callable[[str], None] | None = None) -> None:
-    """Make every admin CloudFormation client from `factory` emulate StackSets' propagation."""
+    """Make every admin CloudFormation client from `factory` emulate StackSets' propagation, and
+    keep bucket-policy Deny statements away from the emulator (see `without_denies`)."""
     emulation = StackSetEmulation(
         lambda account, region: AccountClients(
             factory, account, region, f"arn:aws:iam::{account}:role/{execution_role_name}"), log)
@@ -261,8 +266,24 @@ def install_stackset_emulation(factory: Any, execution_role_name: str, log: Call
     def hook(service: str, account: str | None, client: Any) -> None:
         if service == "cloudformation" and account is None:
             emulation.install(client)
+        if service == "s3":
+            client.meta.events.register("provide-client-params.s3.PutBucketPolicy", without_denies)
 
     factory.add_client_hook(hook)
+
+
+def without_denies(params: dict[str, Any], **_: Any) -> None:
+    """moto enforces a bucket policy's Deny on every object call, whatever its Principal and
+    Condition say (a TLS-only Deny blocks HTTPS uploads too), so the emulator gets the policy
+    without its Deny statements. The policy replctl sends to AWS is unchanged."""
+    try:
+        policy = json.loads(params["Policy"])
+    except (KeyError, TypeError, ValueError):
+        return
+    statements = policy.get("Statement", [])
+    if isinstance(statements, list):
+        policy["Statement"] = [st for st in statements if st.get("Effect") != "Deny"]
+        params["Policy"] = json.dumps(policy)
 
 
 def instance_stack_name(cfn: Any, stack_set: str) -> str | None:

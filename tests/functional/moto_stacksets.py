@@ -29,7 +29,7 @@ from typing import Any
 
 from replctl import cfnyaml
 from replctl.aws import Call, SessionFactory
-from replctl.sandbox.adapt import adapt_template_for_sandbox
+from replctl.sandbox.adapt import adapt_template_for_sandbox, without_denies
 
 
 class AwsSemantics:
@@ -100,11 +100,19 @@ class Recorder:
     calls: list[Call] = field(default_factory=list)
     stackset_calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     semantics: AwsSemantics = field(default_factory=AwsSemantics)
+    #: bucket policies as replctl sent them (before the emulator's copy loses its Deny statements)
+    bucket_policies: list[dict[str, Any]] = field(default_factory=list)
 
     def mutating(self, since: int = 0) -> list[Call]:
         return [c for c in self.calls[since:] if c.mutating]
 
     def client_hook(self, service: str, account: str | None, client: Any) -> None:
+        if service == "s3":
+            def keep(params: dict[str, Any], **_: Any) -> None:
+                self.bucket_policies.append(json.loads(params["Policy"]))
+
+            client.meta.events.register("provide-client-params.s3.PutBucketPolicy", keep)
+            client.meta.events.register("provide-client-params.s3.PutBucketPolicy", without_denies)
         if service != "cloudformation" or account is not None:
             return
         self.semantics.install(client)

@@ -217,3 +217,15 @@ def test_an_account_added_later_may_read_the_artifacts_before_its_instance_exist
     assert f"arn:aws:iam::{extra}:root" in readers and f"arn:aws:iam::{DEV}:root" in readers
     ops = [c.operation for c in aws.calls if c.mutating]
     assert ops.index("PutBucketPolicy") < ops.index("CreateStackInstances")
+
+
+def test_artifact_bucket_policy_is_tls_only_and_read_only_for_target_accounts(aws: Recorder, estate: Path) -> None:
+    assert invoke(estate, "deploy", "--yes").exit_code == 0
+    (policy,) = aws.bucket_policies
+    allow, deny = policy["Statement"]
+    assert allow["Effect"] == "Allow" and set(allow["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert set(allow["Principal"]["AWS"]) == {f"arn:aws:iam::{a}:root" for a in (DEV, STAGING, PROD)}
+    assert allow["Resource"] == f"arn:aws:s3:::{BUCKET}/replctl/*"
+    assert deny == {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}

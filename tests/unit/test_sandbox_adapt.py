@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from replctl import cfnyaml
-from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters
+from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters, without_denies
 from tests.conftest import REPO
 
 TEMPLATE = REPO / "cfn" / "replication.yaml"
@@ -86,3 +86,13 @@ def test_evaluator_resolves_conditions_per_environment() -> None:
         ev = cfnyaml.Evaluator(template, {**common, "Environment": env, "ReplicateToStaging": "true",
                                           "ReplicateToProd": "true"}, account="111111111111", region="us-east-1")
         assert ev.condition("HasDownstream") is downstream
+
+
+def test_the_emulator_gets_bucket_policies_without_deny_statements() -> None:
+    allow = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::b/*"}
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    params = {"Bucket": "b", "Policy": json.dumps({"Version": "2012-10-17", "Statement": [allow, deny]})}
+    without_denies(params)
+    assert json.loads(params["Policy"])["Statement"] == [allow]
