@@ -12,7 +12,7 @@ docs/status-and-drift.md; in short, per account-region:
 | s3-canary-lag (per target) | | canary lag > s3 bound | |
 | heartbeat | | own heartbeat older than the bound | no heartbeat item |
 | validation | report inconsistent | report older than the bound | no report |
-| function-errors | | Errors Sum > 0 | no datapoints |
+| function-errors | | Errors Sum > 0 | no datapoints (except the stream processor where there is no downstream: it has no trigger) |
 | dlq | messages visible > 0 | | depth unreadable |
 | alarms | any alarm in ALARM | | no alarms found |
 
@@ -365,7 +365,14 @@ def judge_functions(f: TargetFacts, t: Thresholds) -> list[Signal]:
         return [Signal("function-errors", "", Verdict.UNKNOWN, "unreadable",
                        f.problem("function-errors") or "function metrics could not be read")]
     out = []
+    # The stream mapping exists only where the environment replicates downstream (the template's
+    # HasDownstream, which is exactly "the bucket has replication rules"): elsewhere the stream
+    # processor has no trigger, so it cannot have erred, and silence is expected, not unknown.
+    no_downstream = f.rules is not None and not f.rules
     for fn in f.functions:
+        if _empty(fn.errors) and no_downstream and fn.name.endswith("-stream-processor"):
+            out.append(_ok("function-errors", fn.name, "not triggered here (no downstream targets)"))
+            continue
         if _empty(fn.errors):
             out.append(Signal("function-errors", fn.name, Verdict.UNKNOWN, "no data",
                               f"no AWS/Lambda Errors datapoints for {fn.name} in the last {t.lookback_minutes} min: "

@@ -233,6 +233,14 @@ def _without_moto_key_only_inserts(records: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
+def has_downstream(variables: dict[str, str]) -> bool:
+    """The template's HasDownstream, from the function's environment (docs/contract.md)."""
+    order = ("dev", "staging", "prod")
+    env = variables.get("ENVIRONMENT", "")
+    later = order[order.index(env) + 1:] if env in order else ()
+    return any(variables.get(f"REPLICATE_TO_{e.upper()}") == "true" for e in later)
+
+
 # --------------------------------------------------------------------------- emulated services
 
 
@@ -426,8 +434,9 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
             context=context, stream_function=f"{prefix}-stream-processor",
         )
         # What AWS runs beside the function while it works: S3 replication, and (while the
-        # monitor waits for its heartbeat downstream) the table's stream mapping.
-        services.start(play_stream=function == "replication-monitor")
+        # monitor waits for its heartbeat downstream) the table's stream mapping — which the
+        # template creates only where the environment replicates downstream.
+        services.start(play_stream=function == "replication-monitor" and has_downstream(variables))
         try:
             response = handlers[function](event, context)
         except Exception as exc:  # the Lambda service would record it and retry / dead-letter

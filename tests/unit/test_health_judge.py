@@ -340,6 +340,18 @@ def test_function_errors_degrade_and_no_data_is_unknown() -> None:
     ]
 
 
+def test_a_stream_processor_without_downstream_has_no_trigger_so_silence_is_not_unknown() -> None:
+    quiet = (FunctionFact("replctl-stream-processor", None), FunctionFact("replctl-config-validator", None))
+    prod = facts(rules=(), functions=quiet)
+    got = {s.subject: (s.verdict, s.value) for s in judge_target(prod, T, STACK_SET).signals
+           if s.signal == "function-errors"}
+    assert got["replctl-stream-processor"] == (Verdict.HEALTHY, "not triggered here (no downstream targets)")
+    assert got["replctl-config-validator"][0] is Verdict.UNKNOWN  # it runs on a schedule everywhere
+    unread = facts(rules=None, functions=quiet)  # rules unknown: no exemption
+    assert {s.subject: s.verdict for s in judge_target(unread, T, STACK_SET).signals
+            if s.signal == "function-errors"}["replctl-stream-processor"] is Verdict.UNKNOWN
+
+
 def test_dlq_depth() -> None:
     s = signal(facts(queues=(QueueFact("replctl-events-dlq", 1),)), "dlq")
     assert (s.verdict, s.value) == (Verdict.UNHEALTHY, "1 messages")

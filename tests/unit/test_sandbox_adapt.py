@@ -96,3 +96,15 @@ def test_the_emulator_gets_bucket_policies_without_deny_statements() -> None:
     params = {"Bucket": "b", "Policy": json.dumps({"Version": "2012-10-17", "Statement": [allow, deny]})}
     without_denies(params)
     assert json.loads(params["Policy"])["Statement"] == [allow]
+
+
+def test_the_stream_mapping_is_played_only_where_the_template_creates_it() -> None:
+    from replctl.sandbox.invoke import has_downstream
+
+    def env(name: str, staging: str, prod: str) -> dict[str, str]:
+        return {"ENVIRONMENT": name, "REPLICATE_TO_STAGING": staging, "REPLICATE_TO_PROD": prod}
+
+    assert has_downstream(env("dev", "true", "false")) and has_downstream(env("staging", "false", "true"))
+    assert not has_downstream(env("dev", "false", "false"))
+    assert not has_downstream(env("staging", "true", "false"))  # staging never replicates to itself
+    assert not has_downstream(env("prod", "true", "true"))
