@@ -165,3 +165,18 @@ def test_boto3_is_not_imported_by_help() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert boto3  # the test module itself may import it
+
+
+def test_an_explicit_endpoint_overrides_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from replctl.cli import State
+    from replctl.render import Output
+
+    monkeypatch.setenv("REPLCTL_SANDBOX_DIR", str(tmp_path / "no-sandbox-here"))
+    (tmp_path / "t.yaml").write_text("Resources: {}\n")
+    cfg = tmp_path / "environments.yaml"
+    cfg.write_text(VALID)
+    st = State(config_path=cfg, profile=None, region=None, endpoint_url="http://127.0.0.1:4566",
+               output=Output(), sandbox=True)
+    factory = st.factory()  # no sandbox is running: the explicit endpoint is used, nothing is looked up
+    assert factory.settings.endpoint_url == "http://127.0.0.1:4566"
+    assert factory.client("sts").meta.endpoint_url == "http://127.0.0.1:4566"
