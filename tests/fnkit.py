@@ -7,16 +7,16 @@ function folder on sys.path and import the handler modules by their top-level na
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from replctl.sandbox.invoke import environ
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "lambda"
@@ -87,19 +87,7 @@ class FakeContext:
         return self._remaining_ms
 
 
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+environment = environ  # the sandbox's: set variables for a block, then restore them
 
 
 def emf_lines(text: str) -> list[dict[str, Any]]:

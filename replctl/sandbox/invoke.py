@@ -62,7 +62,8 @@ def function_role_arn(config: Config, account: str, function: str) -> str:
 
 
 @contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -422,7 +423,7 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
     response: Any = None
     started = time.monotonic()
     table = variables.get("TABLE_NAME") or config.parameters.get("DynamoDBTableName", "replctl-metadata")
-    with _environ(lambda_env), contextlib.redirect_stdout(captured):
+    with environ(lambda_env), contextlib.redirect_stdout(captured):
         handlers = load_handlers(sorted({function, "stream-processor"}))
         services = EmulatedServices(
             s3=factory.client("s3", region=region, account=account, role_arn=role),
