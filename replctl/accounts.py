@@ -251,6 +251,13 @@ def config_checks(config: Config, envs: Iterable[Environment] | None = None) -> 
         rows.append(Check(f"{env.name}", "regions are well-formed", not bad,
                           ", ".join(env.regions) if not bad else f"bad: {', '.join(bad)}",
                           None if not bad else "use region names like us-east-1"))
+        if len(env.regions) > 1:
+            # cfn/replication.yaml names the bucket and its IAM roles per account (DESIGN §1), so a
+            # second region of the same account would collide on them at create time.
+            rows.append(Check(f"{env.name}", "one region per account (template limit)", False,
+                              f"{len(env.regions)} regions: {', '.join(env.regions)}",
+                              "use one region per environment account, and ExtraReplicaRegions for DR of "
+                              "the metadata (docs/template.md, Known limits)"))
         expected = f"{config.ssm_prefix}/{env.name}/config"
         rows.append(Check(f"{env.name}", "SSM path follows the naming", env.ssm_path == expected, env.ssm_path,
                           None if env.ssm_path == expected else f"set ssm_path to {expected}"))

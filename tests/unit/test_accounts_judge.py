@@ -63,3 +63,14 @@ def test_trusted_principals_splits_accounts_services_and_wildcards() -> None:
     ]})
     assert accounts == {"123456789012", "222222222222"}
     assert services == {"lambda.amazonaws.com"} and other == ["*"]
+
+
+def test_two_regions_in_one_environment_account_are_flagged_before_a_rollout_collides(tmp_path: Path) -> None:
+    from replctl.accounts import config_checks
+
+    (tmp_path / "t.yaml").write_text("Resources: {}\n")
+    text = VALID.replace("regions: [us-east-1]", "regions: [us-east-1, eu-west-1]", 1)
+    c = parse_config(text, tmp_path / "environments.yaml")
+    rows = [r for r in config_checks(c) if r.check == "one region per account (template limit)"]
+    assert [(r.scope, r.ok, r.detail) for r in rows] == [("dev", False, "2 regions: us-east-1, eu-west-1")]
+    assert "ExtraReplicaRegions" in rows[0].hint
