@@ -45,9 +45,18 @@ def status_tables(report: HealthReport, caption: str | None = None) -> Renderabl
     from rich.table import Table
     from rich.text import Text
 
-    detail = Table(title=f"replctl status — {report.stack_set}", caption=caption, show_lines=False)
-    for col in ("environment", "account / region", "signal", "subject", "value", "verdict"):
-        detail.add_column(col, overflow="fold")
+    from rich import box
+
+    # No vertical rules: six columns still fit an 80-column terminal.
+    detail = Table(title=f"replctl status — {report.stack_set}", caption=caption, show_lines=False,
+                   box=box.SIMPLE_HEAVY)
+    # Identifiers and verdicts never wrap mid-word; subjects and values fold when space is short.
+    detail.add_column("env", no_wrap=True, min_width=7)
+    detail.add_column("account / region", overflow="fold", min_width=12)
+    detail.add_column("signal", no_wrap=True, min_width=15)
+    detail.add_column("subject", overflow="fold")
+    detail.add_column("value", overflow="fold")
+    detail.add_column("verdict", no_wrap=True, min_width=9)
     for env in report.environments:
         first_env = True
         for t in env.targets:
@@ -55,7 +64,7 @@ def status_tables(report: HealthReport, caption: str | None = None) -> Renderabl
             for s in t.signals:
                 detail.add_row(
                     env.name if first_env else "",
-                    f"{t.facts.account} {t.facts.region}" if first_target else "",
+                    f"{t.facts.account}\n{t.facts.region}" if first_target else "",
                     s.signal, s.subject, s.value, _verdict_text(s.verdict),
                 )
                 first_env = first_target = False
