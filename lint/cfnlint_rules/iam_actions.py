@@ -7,21 +7,15 @@ A Deny may use "svc:*" or "svc:Put*": a broader deny only takes more away.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _helpers():
-    name = "replctl_cfnlint_policy"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_policy.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+# cfn-lint loads each rule file on its own (not as a package): make the shared helpers importable.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+import _policy  # noqa: E402
 
 
 class IamNoWildcardActions(CloudFormationLintRule):
@@ -35,7 +29,7 @@ class IamNoWildcardActions(CloudFormationLintRule):
     tags = ["iam", "least-privilege", "replctl"]
 
     def match(self, cfn):
-        policy = _helpers()
+        policy = _policy
         matches = []
         for kind, name, document, path in policy.policy_documents(cfn.template):
             for statement, statement_path in policy.statements(document, path):

@@ -8,21 +8,15 @@ that is the function's LoggingConfig.LogGroup (Ref or same name) or is named
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _helpers():
-    name = "replctl_cfnlint_policy"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_policy.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+# cfn-lint loads each rule file on its own (not as a package): make the shared helpers importable.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+import _policy  # noqa: E402
 
 
 class LambdaFailureDestinationAndLogRetention(CloudFormationLintRule):
@@ -36,7 +30,7 @@ class LambdaFailureDestinationAndLogRetention(CloudFormationLintRule):
     tags = ["lambda", "replctl"]
 
     def match(self, cfn):
-        policy = _helpers()
+        policy = _policy
         template = cfn.template
         log_groups = {
             name: resource.get("Properties") or {}

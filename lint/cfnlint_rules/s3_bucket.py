@@ -7,23 +7,17 @@ denies aws:SecureTransport = false (in every Fn::If branch of its statements).
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
+# cfn-lint loads each rule file on its own (not as a package): make the shared helpers importable.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+import _policy  # noqa: E402
+
 _PAB = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
-
-
-def _helpers():
-    name = "replctl_cfnlint_policy"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_policy.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _true(value) -> bool:
@@ -41,7 +35,7 @@ class S3BucketHardened(CloudFormationLintRule):
     tags = ["s3", "replctl"]
 
     def match(self, cfn):
-        policy = _helpers()
+        policy = _policy
         template = cfn.template
         tls_only = self._tls_only_buckets(policy, template)
         matches = []

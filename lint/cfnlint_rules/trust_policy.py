@@ -7,24 +7,18 @@ ARN, a bare 12-digit id, an account-id parameter) or "*" must carry a Condition 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
+# cfn-lint loads each rule file on its own (not as a package): make the shared helpers importable.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+import _policy  # noqa: E402
+
 _BARE_PARAMETER = re.compile(r"^\$\{([A-Za-z0-9]+)\}$")
-
-
-def _helpers():
-    name = "replctl_cfnlint_policy"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_policy.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _account_parameters(template) -> set[str]:
@@ -48,7 +42,7 @@ class TrustPolicyNeverWholeAccountWithoutCondition(CloudFormationLintRule):
     tags = ["iam", "trust", "replctl"]
 
     def match(self, cfn):
-        policy = _helpers()
+        policy = _policy
         accounts = _account_parameters(cfn.template)
         matches = []
         for kind, name, document, path in policy.policy_documents(cfn.template):
