@@ -290,7 +290,9 @@ def main_options(
 EnvOption = typer.Option(None, "--env", "-e", help="Only this environment (repeatable).")
 
 
-@app.command("validate-accounts")
+@app.command("validate-accounts", epilog=(
+    "Examples:  replctl validate-accounts  ·  replctl validate-accounts --env prod -o json  ·  "
+    "replctl validate-accounts --config-only   (no AWS call)"))
 @guarded
 def validate_accounts_cmd(
     ctx: typer.Context,

@@ -84,7 +84,9 @@ DetailedOpt = typer.Option(False, "--detailed-exitcode",
                            help="Exit 10 when changes are pending, 0 when there are none (plan / --dry-run).")
 
 
-@app.command("plan")
+@app.command("plan", epilog=(
+    "Examples:  replctl plan  ·  replctl plan --detailed-exitcode   (exit 10 when changes are pending)  ·  "
+    "replctl -o json plan | jq .plan.steps"))
 @guarded
 def plan_cmd(
     ctx: typer.Context,
@@ -101,7 +103,9 @@ def plan_cmd(
         raise typer.Exit(int(ExitCode.CHANGES_PENDING))
 
 
-@app.command("deploy")
+@app.command("deploy", epilog=(
+    "Examples:  replctl deploy  ·  replctl deploy --yes   (CI)  ·  replctl deploy --dry-run  ·  "
+    "replctl deploy --env staging   (refused unless dev is current; --force overrides)"))
 @guarded
 def deploy_cmd(
     ctx: typer.Context,

@@ -82,7 +82,8 @@ def status_tables(report: HealthReport, caption: str | None = None) -> Renderabl
     return Group(detail, summary)
 
 
-@app.command("status")
+@app.command("status", epilog=(
+    "Examples:  replctl status  ·  replctl status --env prod -o json  ·  replctl status --watch --interval 10"))
 @guarded
 def status_cmd(
     ctx: typer.Context,
@@ -180,7 +181,8 @@ def drift_tables(report: DriftReport) -> list[Table]:
     return tables
 
 
-@app.command("drift")
+@app.command("drift", epilog=(
+    "Examples:  replctl drift  ·  replctl drift -o json   (exit 30 when anything drifted)"))
 @guarded
 def drift_cmd(
     ctx: typer.Context,

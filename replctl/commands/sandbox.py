@@ -103,7 +103,10 @@ def reset_cmd(ctx: typer.Context) -> None:
         st.output.info("sandbox reset and bootstrapped")
 
 
-@sandbox_app.command("invoke")
+@sandbox_app.command("invoke", epilog=(
+    "Examples:  replctl --sandbox sandbox invoke replication-monitor --env dev   (the schedule: heartbeat, lag)  ·  "
+    "replctl --sandbox sandbox invoke replication-monitor --env dev --kind ssm-change "
+    "--name /app/dev/config/x  ·  replctl --sandbox sandbox invoke stream-processor --env dev"))
 @guarded
 def invoke_cmd(
     ctx: typer.Context,
