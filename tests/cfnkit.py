@@ -282,3 +282,24 @@ class _Resolver:
         if (rtype, attribute) not in arns:
             raise TemplateError(f"GetAtt {name}.{attribute} ({rtype}) not modelled")
         return arns[(rtype, attribute)]()
+
+
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+ADMIN = "123456789012"
+
+
+def instance_parameters(env: str, to_staging: bool, to_prod: bool, **extra: str) -> dict[str, str]:
+    """The parameters replctl gives one stack instance of replication.yaml (test values)."""
+    return {
+        "Environment": env,
+        "AccountIdDev": ACCOUNTS["dev"],
+        "AccountIdStaging": ACCOUNTS["staging"],
+        "AccountIdProd": ACCOUNTS["prod"],
+        "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
+        "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
+        "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
+        "StreamProcessorCodeKey": "replctl/stream_processor-0123.zip",
+        "ReplicateToStaging": str(to_staging).lower(),
+        "ReplicateToProd": str(to_prod).lower(),
+        **extra,
+    }

@@ -37,8 +37,8 @@ from policy_sentry.util.arns import does_arn_match
 from tests import cfnkit
 
 REPO = Path(__file__).resolve().parents[2]
-ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
-ADMIN = "123456789012"
+ACCOUNTS = cfnkit.ACCOUNTS
+ADMIN = cfnkit.ADMIN
 
 _spec = importlib.util.spec_from_file_location("replctl_cfnlint_policy", REPO / "lint" / "cfnlint_rules" / "_policy.py")
 lint_policy = importlib.util.module_from_spec(_spec)
@@ -76,19 +76,8 @@ def _replication_renderings() -> Iterator[tuple[str, cfnkit.Rendered]]:
     for env in ACCOUNTS:
         for to_staging in ("false", "true"):
             for to_prod in ("false", "true"):
-                parameters = {
-                    "Environment": env,
-                    "AccountIdDev": ACCOUNTS["dev"],
-                    "AccountIdStaging": ACCOUNTS["staging"],
-                    "AccountIdProd": ACCOUNTS["prod"],
-                    "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
-                    "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
-                    "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
-                    "StreamProcessorCodeKey": "replctl/stream_processor-0123.zip",
-                    "ReplicateToStaging": to_staging,
-                    "ReplicateToProd": to_prod,
-                    "AlarmEmail": "oncall@example.com",
-                }
+                parameters = cfnkit.instance_parameters(env, to_staging == "true", to_prod == "true",
+                                                        AlarmEmail="oncall@example.com")
                 yield f"{env},staging={to_staging},prod={to_prod}", cfnkit.render(template, parameters, ACCOUNTS[env])
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests import cfnkit
 
-ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
-ADMIN = "123456789012"
+ACCOUNTS = cfnkit.ACCOUNTS
+ADMIN = cfnkit.ADMIN
 ORDER = ("dev", "staging", "prod")
 PREFIX = "replctl"
 BUCKET_PREFIX = "replctl-config"
@@ -44,19 +44,7 @@ def bucket(env: str) -> str:
 
 
 def render(env: str, to_staging: bool, to_prod: bool, **extra: str) -> cfnkit.Rendered:
-    parameters = {
-        "Environment": env,
-        "AccountIdDev": ACCOUNTS["dev"],
-        "AccountIdStaging": ACCOUNTS["staging"],
-        "AccountIdProd": ACCOUNTS["prod"],
-        "ArtifactBucketName": f"replctl-artifacts-{ADMIN}-us-east-1",
-        "ReplicationMonitorCodeKey": "replctl/replication_monitor-0123.zip",
-        "ConfigValidatorCodeKey": "replctl/config_validator-0123.zip",
-        "StreamProcessorCodeKey": "replctl/stream_processor-0123.zip",
-        "ReplicateToStaging": str(to_staging).lower(),
-        "ReplicateToProd": str(to_prod).lower(),
-        **extra,
-    }
+    parameters = cfnkit.instance_parameters(env, to_staging, to_prod, **extra)
     return cfnkit.render(TEMPLATE, parameters, ACCOUNTS[env])
 
 
