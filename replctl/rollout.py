@@ -2,11 +2,10 @@
 
 `apply` dispatches each step with `match`. Every StackSets call carries `CallAs` from
 `stackset.call_as` (a delegated administrator that leaves it out is told the stack set does not
-exist). A StackSet operation is started with an explicit
-`OperationId` (AWS uses it as an idempotency token, so a retried call never starts a second
-operation) and waited on with backoff (`waiting.wait_until`, intervals from
-`stackset.wait`), reporting each account/region's result from ListStackSetOperationResults as
-it changes. After a wave's steps, every instance of the environment must be CURRENT with
+exist). A StackSet operation is started with an explicit `OperationId` (AWS uses it as an
+idempotency token, so a retried call never starts a second operation) and waited on with
+backoff (`waiting.wait_until`, intervals from `stackset.wait`), reporting each account/region's
+result from ListStackSetOperationResults as it changes. After a wave's steps, every instance of the environment must be CURRENT with
 detailed status SUCCEEDED, then the environment's gate runs (optional bake time, then none of
 its alarms — `<ResourcePrefix>-<env>-*`, read through the observer role — may be in ALARM).
 Only then does the next wave start. A failure raises `DeployError` naming each failed
