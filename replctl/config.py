@@ -113,6 +113,9 @@ class StackSetSettings:
     template: Path
     home_region: str
     permission_model: str = "SELF_MANAGED"
+    #: CallAs on every StackSets call: SELF from the management (or self-managed admin) account,
+    #: DELEGATED_ADMIN from a delegated administrator of a SERVICE_MANAGED stack set.
+    call_as: str = "SELF"
     administration_role_name: str = "AWSCloudFormationStackSetAdministrationRole"
     execution_role_name: str = "AWSCloudFormationStackSetExecutionRole"
     artifact_bucket: str = "replctl-artifacts-{account_id}-{region}"
@@ -543,7 +546,7 @@ def _admin(c: _Checker, node: yaml.Node, path: str) -> Admin | None:
 _STACKSET_REQUIRED = ("name", "template", "home_region", "artifact_bucket")
 _STACKSET_OPTIONAL = (
     "permission_model", "administration_role_name", "execution_role_name", "artifact_prefix",
-    "managed_execution", "operation_preferences", "wait",
+    "managed_execution", "operation_preferences", "wait", "call_as",
 )
 
 
@@ -582,6 +585,12 @@ def _stackset(c: _Checker, node: yaml.Node, path: str, config_path: Path) -> Sta
     if "permission_model" in keys:
         values["permission_model"] = c.choice(val("permission_model"), f"{path}.permission_model",
                                               ("SELF_MANAGED", "SERVICE_MANAGED"))
+    if "call_as" in keys:
+        values["call_as"] = c.choice(val("call_as"), f"{path}.call_as", ("SELF", "DELEGATED_ADMIN"))
+        if values["call_as"] == "DELEGATED_ADMIN" and values.get("permission_model", "SELF_MANAGED") != "SERVICE_MANAGED":
+            # CallAs (API reference): "Use SELF for StackSets with self-managed permissions."
+            c.add(val("call_as"), f"{path}.call_as", "DELEGATED_ADMIN applies to SERVICE_MANAGED stack sets only; "
+                  "a SELF_MANAGED stack set is called as SELF")
     for key in ("administration_role_name", "execution_role_name"):
         if key in keys:
             values[key] = c.string(val(key), f"{path}.{key}", ROLE_NAME_RE, "a valid IAM role name")

@@ -104,10 +104,12 @@ def detect_stackset_drift(
     envs = tuple(envs)
     prefs = config.stackset.operation_preferences.to_api(config.regions)
     settings = config.stackset.wait
+    call_as = config.stackset.call_as
 
     def start() -> Poll[str | None]:
         try:
-            return Poll(True, cfn.detect_stack_set_drift(StackSetName=name, OperationPreferences=prefs)["OperationId"])
+            return Poll(True, cfn.detect_stack_set_drift(StackSetName=name, OperationPreferences=prefs,
+                                                         CallAs=call_as)["OperationId"])
         except Exception as exc:
             if error_code(exc) == "OperationInProgressException":
                 say(f"another operation is running on stack set {name}; waiting to start drift detection")
@@ -132,7 +134,8 @@ def detect_stackset_drift(
     say(f"drift detection started on {name} (operation {operation_id})")
 
     def poll() -> Poll[dict[str, Any]]:
-        op = cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)["StackSetOperation"]
+        op = cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id,
+                                              CallAs=call_as)["StackSetOperation"]
         status = parse(OperationStatus, op["Status"])
         d = op.get("StackSetDriftDetectionDetails", {})
         if d:
@@ -151,14 +154,14 @@ def detect_stackset_drift(
 
     accounts = {(a, r) for e in envs for a, r in e.instances()}
     instances: list[InstanceDrift] = []
-    for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=name):
+    for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as):
         for s in page.get("Summaries", []):
             if (s["Account"], s["Region"]) not in accounts:
                 continue
             drift = drift_status(s["DriftStatus"]) if s.get("DriftStatus") else None
             resources: tuple[ResourceDrift, ...] = ()
             if drift is not None and drift.value == "DRIFTED":
-                resources = _resource_drifts(cfn, name, s["Account"], s["Region"], operation_id)
+                resources = _resource_drifts(cfn, name, s["Account"], s["Region"], operation_id, call_as)
             instances.append(InstanceDrift(s["Account"], s["Region"], drift, s.get("StatusReason"), resources))
     instances.sort(key=lambda i: (i.account, i.region))
     return StackSetDrift(
@@ -169,10 +172,11 @@ def detect_stackset_drift(
     )
 
 
-def _resource_drifts(cfn: Any, name: str, account: str, region: str, operation_id: str) -> tuple[ResourceDrift, ...]:
+def _resource_drifts(cfn: Any, name: str, account: str, region: str, operation_id: str,
+                     call_as: str = "SELF") -> tuple[ResourceDrift, ...]:
     out: list[ResourceDrift] = []
     kwargs: dict[str, Any] = {
-        "StackSetName": name, "StackInstanceAccount": account, "StackInstanceRegion": region,
+        "StackSetName": name, "StackInstanceAccount": account, "StackInstanceRegion": region, "CallAs": call_as,
         "OperationId": operation_id, "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"],
     }
     while True:  # no paginator in botocore for this operation
@@ -254,9 +258,10 @@ def read_parameters(factory: SessionFactory, config: Config, envs: Iterable[Envi
     """Each instance's effective stack set parameters (stack set values, then its overrides)."""
     cfn = factory.client("cloudformation", region=config.stackset.home_region)
     name = config.stackset.name
+    call_as = config.stackset.call_as
     try:
         base = {p["ParameterKey"]: p.get("ParameterValue", "")
-                for p in cfn.describe_stack_set(StackSetName=name)["StackSet"].get("Parameters", [])}
+                for p in cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"].get("Parameters", [])}
     except _errors() as exc:
         return {}, f"DescribeStackSet {name}: {translate(exc).message}"
     out: dict[tuple[str, str], dict[str, str]] = {}
@@ -265,7 +270,7 @@ def read_parameters(factory: SessionFactory, config: Config, envs: Iterable[Envi
             region = env.regions[0]
             try:
                 inst = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account,
-                                                   StackInstanceRegion=region)["StackInstance"]
+                                                   StackInstanceRegion=region, CallAs=call_as)["StackInstance"]
             except _errors() as exc:
                 if error_code(exc) == "StackInstanceNotFoundException":
                     continue

@@ -330,12 +330,12 @@ class InstanceListing:
     problem: str | None = None
 
 
-def list_instances(factory: SessionFactory, stack_set: str, home_region: str) -> InstanceListing:
-    """The stack set's instances, read in the admin account."""
+def list_instances(factory: SessionFactory, stack_set: str, home_region: str, call_as: str = "SELF") -> InstanceListing:
+    """The stack set's instances, read in the admin account (as `call_as`: SELF or DELEGATED_ADMIN)."""
     cfn = factory.client("cloudformation", region=home_region)
     found: dict[tuple[str, str], InstanceFact] = {}
     try:
-        for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=stack_set):
+        for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=stack_set, CallAs=call_as):
             for s in page.get("Summaries", []):
                 detailed = s.get("StackInstanceStatus", {}).get("DetailedStatus")
                 drift = s.get("DriftStatus")
@@ -476,7 +476,8 @@ def fetch_status(config: Config, factory: SessionFactory, envs: Iterable[Environ
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(jobs) + 1)),
                               thread_name_prefix="replctl-status")
     try:
-        listing_f = pool.submit(list_instances, factory, names.stack_set, config.stackset.home_region)
+        listing_f = pool.submit(list_instances, factory, names.stack_set, config.stackset.home_region,
+                                 config.stackset.call_as)
         futures = [pool.submit(fetch_target, config, factory, names, env, a, r, now) for env, a, r in jobs]
         listing = listing_f.result()
         targets = [f.result() for f in futures]

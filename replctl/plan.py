@@ -9,23 +9,34 @@ frozen dataclasses; `rollout.apply` dispatches on them with `match`. `plan`, `de
 and `deploy` all show the same value; nothing below the CLI knows about dry runs.
 
 How a wave brings an environment forward (AWS CloudFormation API Reference, UpdateStackSet /
-CreateStackInstances / UpdateStackInstances):
+CreateStackInstances / UpdateStackInstances; docs/deploy.md has the table):
 
-* The stack set's template and stack-set-level parameters change once, in the first wave that
-  has instances, with `UpdateStackSet` limited to that environment's accounts and regions.
-  AWS then marks every other instance OUTDATED but deploys only those named.
-* A later environment is brought forward with `UpdateStackSet` + `UsePreviousTemplate` and every
-  parameter `UsePreviousValue` — no template or parameter change, so AWS updates only the named
-  instances and leaves the others' status alone.
+* The stack set's template, stack-set-level parameters and settings change once, in the first
+  wave that has instances, with `UpdateStackSet` limited to that environment's accounts and
+  regions. Because it specifies the template and the `Parameters` property, AWS "marks all stack
+  instances with a status of OUTDATED prior to updating the stack instances in the specified
+  accounts" — so it is used once per change, never to bring a later environment forward.
+* A later environment is brought forward with `UpdateStackInstances` carrying its complete
+  override list: the stack set's current template and parameters reach the named instances
+  only, other instances keep their status, and an override of a parameter the new template
+  drops is gone in the same operation that brings the template (AWS would otherwise reject the
+  stack update: "Parameters: [X] do not exist in the template").
+* An override of a parameter the new template adds is set only once the instance runs that
+  template ("Once a stack instance has been updated with the new parameter, you can then
+  override the parameter value using UpdateStackInstances"): the bring-forward leaves it out,
+  a second UpdateStackInstances sets it.
 * Missing instances are created with `CreateStackInstances` (they get the stack set's current
-  template). When the template is about to change and the environment has no instances yet,
-  they are created first and then updated with the rest, so `UpdateStackSet` never names an
-  instance that does not exist (AWS: StackInstanceNotFoundException).
-* Per-environment values are instance overrides. `UpdateStackInstances` can only override
-  parameters the stack set already has, so override changes come *after* the template update in
-  the same wave; overrides of parameters a new template drops are removed *before* it.
-  A parameter list passed to CreateStackInstances/UpdateStackInstances is the complete set of
+  template). When the template is about to change and the first environment has no instances
+  yet, they are created first and then updated with the rest, so `UpdateStackSet` never names
+  an instance that does not exist (AWS: StackInstanceNotFoundException).
+* In the first wave, overrides of parameters the new template drops are removed *before* the
+  `UpdateStackSet` ("During stack set updates, any parameters overridden for a stack instance
+  aren't updated, but retain their overridden value"), and override changes come *after* it
+  (an override can only name a parameter the stack set has).
+* A parameter list passed to CreateStackInstances/UpdateStackInstances is the complete set of
   overrides: a parameter left out takes the stack set's value.
+* An instance AWS excludes from operations (INOPERABLE, a failed import, a suspended account)
+  stops the plan with the remedy for its state (`Refused`, exit 9).
 
 Replication wiring (DESIGN §3.3): an environment's `ReplicateTo<Env>` override is "true" only
 when that downstream environment's bucket exists, i.e. all its instances exist and are
@@ -45,8 +56,24 @@ from typing import Any, Protocol
 
 from replctl.config import Config, Environment
 from replctl.errors import ConfigError, Refused, TemplateError
-from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus, StackSetStatus, instance_ok, parse
-from replctl.templates import Template, identity, lint_template, load_template
+from replctl.statuses import (
+    DetailedStatus,
+    InstanceStatus,
+    OperationStatus,
+    StackSetStatus,
+    excluded_from_updates,
+    instance_ok,
+    parse,
+)
+from replctl.templates import (
+    Template,
+    identity,
+    lint_template,
+    load_template,
+    parse_template,
+    s3_object_url,
+    template_parameters,
+)
 
 #: Which template parameter carries which function's ZIP key (docs/contract.md).
 FUNCTION_PARAMETERS = {
@@ -195,7 +222,8 @@ class CreateStackSet:
 
 @dataclass(frozen=True)
 class UpdateStackSet:
-    """New template and stack-set parameters; deploys the named instances (no names: none exist)."""
+    """New template, stack-set parameters and settings; deploys the named instances (no names:
+    none exist). AWS marks every other instance OUTDATED, so a plan has at most one."""
 
     environment: str
     accounts: tuple[str, ...]
@@ -205,11 +233,13 @@ class UpdateStackSet:
 
 @dataclass(frozen=True)
 class BringForward:
-    """UpdateStackSet with UsePreviousTemplate and previous values: redeploy the named instances."""
+    """UpdateStackInstances with the complete override list: the stack set's current template and
+    parameters reach the named instances, and only them."""
 
     environment: str
     accounts: tuple[str, ...]
     regions: tuple[str, ...]
+    overrides: Params
     organizational_unit: str | None = None
 
 
@@ -255,7 +285,7 @@ def describe_step(step: Step) -> str:
         case UpdateStackSet(environment=e, accounts=a, regions=r):
             return f"{e}: update the stack set's template and parameters, deploying {_targets(a, r)}"
         case BringForward(environment=e, accounts=a, regions=r):
-            return f"{e}: bring {_targets(a, r)} to the stack set's template"
+            return f"{e}: bring {_targets(a, r)} to the stack set's template (complete override list)"
         case CreateInstances(environment=e, accounts=a, regions=r):
             return f"{e}: create instances in {_targets(a, r)}"
         case UpdateOverrides(environment=e, accounts=a, regions=r, reason=why):
@@ -274,11 +304,11 @@ def step_action(step: Step) -> str:
             return "PutObject"
         case CreateStackSet():
             return "CreateStackSet"
-        case UpdateStackSet() | BringForward():
+        case UpdateStackSet():
             return "UpdateStackSet"
         case CreateInstances():
             return "CreateStackInstances"
-        case UpdateOverrides():
+        case BringForward() | UpdateOverrides():
             return "UpdateStackInstances"
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover
 
@@ -423,7 +453,8 @@ def template_key(config: Config, template: Template) -> str:
 
 
 def template_url(bucket: str, region: str, key: str) -> str:
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    """Where CloudFormation reads the uploaded template; the host follows the region's partition."""
+    return s3_object_url(bucket, region, key)
 
 
 def artifact_bucket(config: Config, region: str) -> str:
@@ -495,8 +526,9 @@ def observe(config: Config, clients: Clients, template: Template, artifacts: Seq
 
     cfn = clients.cfn
     name = config.stackset.name
+    call_as = config.stackset.call_as
     try:
-        raw = cfn.describe_stack_set(StackSetName=name)["StackSet"]
+        raw = cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
     except Exception as exc:
         if error_code(exc) != "StackSetNotFoundException":
             raise translate(exc) from exc
@@ -515,17 +547,23 @@ def observe(config: Config, clients: Clients, template: Template, artifacts: Seq
             permission_model=raw.get("PermissionModel"),
         )
         ours = {k for env in config.environments for k in env.instances()}
-        for summary in list_instances(cfn, name):
+        for summary in list_instances(cfn, name, call_as=call_as):
             key = (summary["Account"], summary["Region"])
             overrides: Params = ()
             if key in ours:
                 detail = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=key[0],
-                                                     StackInstanceRegion=key[1])["StackInstance"]
+                                                     StackInstanceRegion=key[1], CallAs=call_as)["StackInstance"]
                 overrides = params({p["ParameterKey"]: p.get("ParameterValue", "")
                                     for p in detail.get("ParameterOverrides", [])})
             instances.append(instance_state(summary, overrides))
-        running = running_operations(cfn, name)
+        running = running_operations(cfn, name, call_as=call_as)
+    buckets, objects = _artifacts_present(config, clients, template, artifacts)
+    return Observed(stack_set, tuple(instances), buckets, objects, running)
 
+
+def _artifacts_present(config: Config, clients: Clients, template: Template,
+                       artifacts: Sequence[ArtifactLike]) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """Which artifact buckets exist, and which of the wanted objects they already hold."""
     buckets: set[str] = set()
     objects: set[tuple[str, str]] = set()
     wanted: dict[str, list[str]] = {}
@@ -542,13 +580,13 @@ def observe(config: Config, clients: Clients, template: Template, artifacts: Seq
         for key in keys:
             if object_exists(s3, bucket, key):
                 objects.add((bucket, key))
-    return Observed(stack_set, tuple(instances), frozenset(buckets), frozenset(objects), running)
+    return frozenset(buckets), frozenset(objects)
 
 
-def list_instances(cfn: Any, name: str) -> list[dict[str, Any]]:
+def list_instances(cfn: Any, name: str, *, call_as: str) -> list[dict[str, Any]]:
     """Every StackInstanceSummary (paginated by hand: fakes need only the plain method)."""
     out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StackSetName": name}
+    kwargs: dict[str, Any] = {"StackSetName": name, "CallAs": call_as}
     while True:
         page = cfn.list_stack_instances(**kwargs)
         out.extend(page.get("Summaries", []))
@@ -570,11 +608,11 @@ def instance_state(summary: Mapping[str, Any], overrides: Params = ()) -> Instan
     )
 
 
-def running_operations(cfn: Any, name: str) -> tuple[str, ...]:
+def running_operations(cfn: Any, name: str, *, call_as: str) -> tuple[str, ...]:
     """Ids of the stack set's operations that are still queued, running or stopping."""
     busy = (OperationStatus.RUNNING, OperationStatus.QUEUED, OperationStatus.STOPPING)
     out: list[str] = []
-    kwargs: dict[str, Any] = {"StackSetName": name}
+    kwargs: dict[str, Any] = {"StackSetName": name, "CallAs": call_as}
     while True:
         page = cfn.list_stack_set_operations(**kwargs)
         for op in page.get("Summaries", []):
@@ -639,6 +677,117 @@ def groups(keys: Sequence[Key], value: Callable[[Key], Any] = lambda k: None) ->
     return out
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What `decide`'s steps share: its inputs, and the facts derived from them once."""
+
+    config: Config
+    template: Template
+    artifacts: tuple[ArtifactLike, ...]
+    observed: Observed
+    selected: tuple[Environment, ...]
+    desired: Mapping[str, str]
+    by_key: Mapping[Key, InstanceState]
+    template_changed: bool
+    params_changed: bool
+    settings_changed: bool
+    established: Mapping[str, bool]  # every instance exists and is CURRENT/SUCCEEDED
+    present: Mapping[str, bool]  # every instance exists
+
+    @property
+    def ss(self) -> StackSetState | None:
+        return self.observed.stack_set
+
+    @property
+    def envs(self) -> tuple[Environment, ...]:
+        return self.config.environments
+
+    @property
+    def selected_names(self) -> frozenset[str]:
+        return frozenset(e.name for e in self.selected)
+
+    @property
+    def content_pending(self) -> bool:
+        """The stack set itself must change (template, parameters or settings): one UpdateStackSet."""
+        return self.template_changed or self.params_changed or self.settings_changed
+
+    def current(self, key: Key) -> dict[str, str]:
+        """The instance's overrides as AWS reports them."""
+        return dict(self.by_key[key].overrides)
+
+    def flags(self, e: Environment, final: bool) -> dict[str, str]:
+        """ReplicateTo<Env> values for `e`: during its rollout wave (final=False) or after wiring."""
+        out: dict[str, str] = {}
+        position = self.envs.index(e)
+        for d in self.envs:
+            name = flag_parameter(d.name)
+            if name not in self.template.parameters:
+                continue
+            if self.envs.index(d) <= position:
+                out[name] = "false"
+                continue
+            deployed = {dict(self.by_key[k].overrides).get(name) if k in self.by_key else None for k in e.instances()}
+            already = deployed == {"true"}
+            if final:
+                on = self.established[d.name] or (self.present[d.name] and already) or d.name in self.selected_names
+            elif self.present[e.name] and len(deployed) == 1:
+                # An existing environment keeps its targets during its rollout wave; switching one
+                # on is the wiring waves' job (after every environment of this rollout succeeded).
+                on = already and self.present[d.name]
+            else:
+                on = self.established[d.name]
+            out[name] = "true" if on else "false"
+        return out
+
+    def overrides(self, e: Environment, region: str, flag_values: Mapping[str, str]) -> dict[str, str]:
+        """The complete override list of `e`'s instances in `region`."""
+        values: dict[str, str] = {}
+        if "Environment" in self.template.parameters:
+            values["Environment"] = e.name
+        values.update(flag_values)
+        if region != self.config.stackset.home_region and "ArtifactBucketName" in self.template.parameters:
+            values["ArtifactBucketName"] = artifact_bucket(self.config, region)
+        values.update(dict(e.parameters))
+        return values
+
+    def interim(self, e: Environment) -> dict[str, dict[str, str]]:
+        """Per region, the overrides `e` gets in its rollout wave (targets not yet switched on)."""
+        return {r: self.overrides(e, r, self.flags(e, final=False)) for r in e.regions}
+
+    def added_parameters(self) -> frozenset[str]:
+        """Parameters the local template declares and the stack set's current one does not."""
+        assert self.ss is not None
+        try:
+            before = set(template_parameters(parse_template(self.ss.template_body, "the stack set's template"), ""))
+        except TemplateError:  # an unreadable body: the stack set's parameter names are what we know
+            before = {k for k, _ in self.ss.parameters}
+        return frozenset(set(self.template.parameters) - before)
+
+
+def situation(config: Config, template: Template, artifacts: Sequence[ArtifactLike], observed: Observed,
+              only: str | None = None) -> Situation:
+    """The facts `decide` works from (pure)."""
+    ss = observed.stack_set
+    desired = desired_parameters(config, template, artifacts)
+    by_key = {i.key: i for i in observed.instances}
+    defaults = {p.name: p.default for p in template.parameters.values()}
+
+    def effective(values: Mapping[str, str]) -> dict[str, str | None]:
+        return {p: values.get(p, defaults[p]) for p in template.parameters}
+
+    return Situation(
+        config=config, template=template, artifacts=tuple(artifacts), observed=observed,
+        selected=tuple(config.select([only]) if only else config.environments),
+        desired=desired, by_key=by_key,
+        template_changed=ss is not None and ss.template_body != template.text,
+        params_changed=ss is not None and effective(dict(ss.parameters)) != effective(desired),
+        settings_changed=(ss is not None and ss.managed_execution is not None
+                          and ss.managed_execution != config.stackset.managed_execution),
+        established={e.name: all(k in by_key and by_key[k].ok for k in e.instances()) for e in config.environments},
+        present={e.name: all(k in by_key for k in e.instances()) for e in config.environments},
+    )
+
+
 def decide(
     config: Config,
     template: Template,
@@ -649,179 +798,265 @@ def decide(
     force: bool = False,
 ) -> Plan:
     """The plan: what to create, upload and update, wave by wave. Pure."""
-    ss = observed.stack_set
-    envs = config.environments
-    selected = config.select([only]) if only else envs
-    home = config.stackset.home_region
-    desired = desired_parameters(config, template, artifacts)
-    by_key = {i.key: i for i in observed.instances}
-    defaults = {p.name: p.default for p in template.parameters.values()}
-
-    def effective(values: Mapping[str, str]) -> dict[str, str | None]:
-        return {p: values.get(p, defaults[p]) for p in template.parameters}
-
-    template_changed = ss is not None and ss.template_body != template.text
-    params_changed = ss is not None and effective(dict(ss.parameters)) != effective(desired)
-    settings_changed = (ss is not None and ss.managed_execution is not None
-                        and ss.managed_execution != config.stackset.managed_execution)
-    content_pending = template_changed or params_changed
-
-    established = {e.name: all(k in by_key and by_key[k].ok for k in e.instances()) for e in envs}
-    present = {e.name: all(k in by_key for k in e.instances()) for e in envs}
-    selected_names = {e.name for e in selected}
-
+    sit = situation(config, template, artifacts, observed, only)
+    refuse_excluded_instances(sit)
     if only and not force:
-        _refuse_unless_upstream_current(config, selected[0], ss, content_pending, established, by_key)
+        refuse_unless_upstream_current(sit)
+    preparation, artifact_rows, url = prepare_steps(sit)
+    waves, actions = rollout_waves(sit)
+    waves += wiring_waves(sit, actions)
+    sensitive = frozenset({p.name for p in template.parameters.values() if p.no_echo} | SENSITIVE_PARAMETERS)
+    ss = sit.ss
+    return Plan(
+        stack_set=config.stackset.name,
+        region=config.stackset.home_region,
+        exists=ss is not None,
+        permission_model=config.stackset.permission_model,
+        template_path=str(config.stackset.template),
+        template_body=template.text,
+        template_url=url,
+        template_diff=template_diff(sit),
+        parameters=params(sit.desired),
+        parameter_changes=parameter_changes(sit, sensitive),
+        managed_execution=(ss.managed_execution if ss else None, config.stackset.managed_execution),
+        instances=instance_rows(sit, actions),
+        artifacts=tuple(artifact_rows),
+        preparation=tuple(reader_grants(sit, preparation, waves) + preparation),
+        waves=tuple(waves),
+        running_operations=observed.running,
+        notes=notes(sit),
+        sensitive=sensitive,
+    )
 
-    def flags(e: Environment, final: bool) -> dict[str, str]:
-        """ReplicateTo<Env> values for `e`: during its rollout wave (final=False) or after wiring."""
-        out: dict[str, str] = {}
-        position = envs.index(e)
-        for d in envs:
-            name = flag_parameter(d.name)
-            if name not in template.parameters:
+
+# -- refusals -----------------------------------------------------------------------------------
+
+#: What to do about an instance AWS's operations do not reach, by the state that excludes it.
+REMEDIES = {
+    DetailedStatus.INOPERABLE: (
+        "a DeleteStackInstances failed and left the stack unstable; AWS excludes it from further "
+        "updates. Delete the instance but keep its stack: aws cloudformation delete-stack-instances "
+        "--stack-set-name {name} --accounts {account} --regions {region} --retain-stacks --call-as {call_as}; "
+        "then delete the retained stack in {account}/{region} by hand, and replctl deploy creates the "
+        "instance again"),
+    DetailedStatus.FAILED_IMPORT: (
+        "importing the stack into the stack set failed and left it unstable; fix the cause shown in "
+        "the stack's events, then retry the import (aws cloudformation import-stacks-to-stack-set)"),
+    DetailedStatus.SKIPPED_SUSPENDED_ACCOUNT: (
+        "AWS skipped it because the account was suspended when the last operation ran. Reopen the "
+        "account, then let StackSets reach it again: aws cloudformation update-stack-instances "
+        "--stack-set-name {name} --accounts {account} --regions {region} --call-as {call_as}; or "
+        "take the account out of the estate file and delete its instance"),
+}
+
+
+def refuse_excluded_instances(sit: Situation) -> None:
+    """Refuse (exit 9) when a selected environment has an instance AWS's operations do not reach."""
+    lines = []
+    for e in sit.selected:
+        for key in e.instances():
+            inst = sit.by_key.get(key)
+            state = excluded_from_updates(inst.status, inst.detailed) if inst else None
+            if inst is None or state is None:
                 continue
-            if envs.index(d) <= position:
-                out[name] = "false"
-                continue
-            deployed = {dict(by_key[k].overrides).get(name) if k in by_key else None for k in e.instances()}
-            already = deployed == {"true"}
-            if final:
-                on = established[d.name] or (present[d.name] and already) or d.name in selected_names
-            elif present[e.name] and len(deployed) == 1:
-                # An existing environment keeps its targets during its rollout wave; switching one
-                # on is the wiring waves' job (after every environment of this rollout succeeded).
-                on = already and present[d.name]
-            else:
-                on = established[d.name]
-            out[name] = "true" if on else "false"
-        return out
+            remedy = REMEDIES[state].format(name=sit.config.stackset.name, account=key[0], region=key[1],
+                                            call_as=sit.config.stackset.call_as)
+            lines.append(f"  {e.name} {key[0]} {key[1]}: {inst.label()} — {remedy}")
+    if lines:
+        raise Refused("refusing to deploy: AWS does not update these stack instances:\n" + "\n".join(lines),
+                      hint="fix each instance as described, then re-run replctl deploy; nothing was changed")
 
-    def overrides(e: Environment, region: str, flag_values: Mapping[str, str]) -> dict[str, str]:
-        values: dict[str, str] = {}
-        if "Environment" in template.parameters:
-            values["Environment"] = e.name
-        values.update(flag_values)
-        if region != home and "ArtifactBucketName" in template.parameters:
-            values["ArtifactBucketName"] = artifact_bucket(config, region)
-        values.update(dict(e.parameters))
-        return values
 
-    # -- preparation: artifact buckets, uploads, template upload, stack set ---------------------
+def refuse_unless_upstream_current(sit: Situation) -> None:
+    """`--env X` alone: every upstream environment must be current on the same template."""
+    target = sit.selected[0]
+    upstream = sit.envs[: sit.envs.index(target)]
+    if not upstream:
+        return
+    reasons: list[str] = []
+    if sit.ss is None:
+        reasons.append("the stack set does not exist yet")
+    elif sit.content_pending:
+        what = "template or parameters" if sit.template_changed or sit.params_changed else "settings"
+        reasons.append(f"the local {what} differ from the stack set's, so "
+                       f"{', '.join(u.name for u in upstream)} {'is' if len(upstream) == 1 else 'are'} "
+                       "not on this template")
+    for u in upstream:
+        if not sit.established[u.name]:
+            bad = [f"{a}/{r} {sit.by_key[(a, r)].label() if (a, r) in sit.by_key else 'missing'}"
+                   for a, r in u.instances() if not ((a, r) in sit.by_key and sit.by_key[(a, r)].ok)]
+            reasons.append(f"{u.name} is not current: {', '.join(bad)}")
+    if reasons:
+        raise Refused(
+            f"refusing to deploy {target.name} on its own: " + "; ".join(reasons),
+            hint=f"deploy the upstream environments first (replctl deploy), or pass --force to deploy {target.name} anyway",
+        )
+
+
+# -- preparation ----------------------------------------------------------------------------------
+
+
+def prepare_steps(sit: Situation) -> tuple[list[Step], list[ArtifactRow], str | None]:
+    """Artifact buckets and uploads, the template upload, and the stack set itself."""
+    config, template, ss = sit.config, sit.template, sit.ss
     preparation: list[Step] = []
-    artifact_rows: list[ArtifactRow] = []
+    rows: list[ArtifactRow] = []
     for region in config.regions:
         bucket = artifact_bucket(config, region)
-        if bucket not in observed.buckets:
-            readers = tuple(a for e in envs if region in e.regions for a in e.account_ids)
+        if bucket not in sit.observed.buckets:
+            readers = tuple(a for e in sit.envs if region in e.regions for a in e.account_ids)
             preparation.append(CreateArtifactBucket(region, bucket, readers))
-        for a in artifacts:
+        for a in sit.artifacts:
             key = artifact_key(config, a)
-            there = (bucket, key) in observed.objects
-            artifact_rows.append(ArtifactRow(region, bucket, key, a.function, "present" if there else "upload"))
+            there = (bucket, key) in sit.observed.objects
+            rows.append(ArtifactRow(region, bucket, key, a.function, "present" if there else "upload"))
             if not there:
                 preparation.append(UploadArtifact(region, bucket, key, a.function, str(a.path), a.size))
     url = None
     if template.needs_url:
+        home = config.stackset.home_region
         bucket = artifact_bucket(config, home)
         key = template_key(config, template)
         url = template_url(bucket, home, key)
-        if bucket not in observed.buckets and not any(isinstance(s, CreateArtifactBucket) and s.bucket == bucket
-                                                      for s in preparation):
+        if bucket not in sit.observed.buckets and not any(
+                isinstance(s, CreateArtifactBucket) and s.bucket == bucket for s in preparation):
             preparation.append(CreateArtifactBucket(home, bucket, ()))
-        if (bucket, key) not in observed.objects and (ss is None or content_pending):
+        if (bucket, key) not in sit.observed.objects and (ss is None or sit.content_pending):
             preparation.append(UploadTemplate(home, bucket, key, template.size))
     if ss is None:
         preparation.append(CreateStackSet(config.stackset.name, config.stackset.permission_model))
+    return preparation, rows, url
 
-    # -- one wave per selected environment -----------------------------------------------------
-    content_applied = not content_pending
-    applied_here = False  # the template/parameters change in this plan: every later instance is OUTDATED
-    settings_pending = settings_changed
+
+def reader_grants(sit: Situation, preparation: Sequence[Step], waves: Sequence[Wave]) -> list[Step]:
+    """An account added to an environment must be able to read the ZIPs before its instance is
+    created (Lambda fetches the code as that account's execution role)."""
+    created = {st.bucket for st in preparation if isinstance(st, CreateArtifactBucket)}
+    grants: list[Step] = []
+    for region in sit.config.regions:
+        bucket = artifact_bucket(sit.config, region)
+        creating = any(isinstance(st, CreateInstances) and region in st.regions for w in waves for st in w.steps)
+        if creating and bucket not in created:
+            readers = tuple(a for e in sit.envs if region in e.regions for a in e.account_ids)
+            grants.append(GrantArtifactReaders(region, bucket, readers))
+    return grants
+
+
+# -- waves ------------------------------------------------------------------------------------------
+
+
+def rollout_waves(sit: Situation) -> tuple[list[Wave], dict[Key, str]]:
+    """One wave per selected environment: the first carries the stack set change, the rest follow."""
     actions: dict[Key, str] = {}
     waves: list[Wave] = []
-    for e in selected:
-        ou = e.organizational_unit_id
-        keys = list(e.instances())
-        existing = [k for k in keys if k in by_key]
-        missing = [k for k in keys if k not in by_key]
-        interim = {r: overrides(e, r, flags(e, final=False)) for r in e.regions}
-        current = {k: dict(by_key[k].overrides) for k in existing}
-        steps: list[Step] = []
-
-        def override_steps(targets: Sequence[Key], values: Mapping[str, Mapping[str, str]], why: str,
-                           _e: Environment = e, _ou: str | None = ou) -> list[Step]:
-            return [UpdateOverrides(_e.name, a, r, v, why, _ou)
-                    for a, r, v in groups(targets, lambda k: params(values[k[1]]))]
-
-        def create_steps(targets: Sequence[Key], values: Mapping[str, Mapping[str, str]],
-                         _e: Environment = e, _ou: str | None = ou) -> list[Step]:
-            return [CreateInstances(_e.name, a, r, v, _ou)
-                    for a, r, v in groups(targets, lambda k: params(values[k[1]]))]
-
-        if not content_applied:
-            assert ss is not None
-            if not observed.instances:
-                # No instance anywhere: an UpdateStackSet without accounts touches nothing.
-                steps.append(UpdateStackSet(e.name, (), (), ou))
-                steps += create_steps(missing, interim)
-                actions.update({k: "create" for k in missing})
-            else:
-                stale = [k for k in existing if set(current[k]) - set(template.parameters)]
-                if stale:
-                    kept = {k: {p: v for p, v in current[k].items() if p in template.parameters} for k in stale}
-                    # One call per distinct kept set (values differ per instance only by region).
-                    for a, r, v in groups(stale, lambda k: params(kept[k])):
-                        steps.append(UpdateOverrides(e.name, a, r, v, "drop overrides of removed parameters", ou))
-                    current.update(kept)
-                now = dict(current)
-                if missing:
-                    # Create with the stack set's current template first, so the UpdateStackSet
-                    # below names only instances that exist.
-                    old = {k for k, _ in ss.parameters}
-                    restricted = {r: {p: v for p, v in interim[r].items() if p in old} for r in e.regions}
-                    steps += create_steps(missing, restricted)
-                    now.update({k: restricted[k[1]] for k in missing})
-                steps.append(UpdateStackSet(e.name, tuple(e.account_ids), tuple(e.regions), ou))
-                differing = [k for k in keys if now[k] != interim[k[1]]]
-                steps += override_steps(differing, interim, "per-environment values")
-                actions.update({k: "update" for k in existing})
-                actions.update({k: "create" for k in missing})
-            content_applied = applied_here = True
-            settings_pending = False
+    applied_here = False  # UpdateStackSet is in this plan: every later instance will be OUTDATED
+    for e in sit.selected:
+        if sit.content_pending and not applied_here:
+            steps = first_wave(sit, e, actions)
+            applied_here = True
         else:
-            if missing:
-                steps += create_steps(missing, interim)
-                actions.update({k: "create" for k in missing})
-            outdated = [k for k in existing if applied_here or not by_key[k].ok]
-            if settings_pending and not outdated and existing:
-                outdated = list(existing)  # carries the managed-execution change
-            if outdated:
-                steps += [BringForward(e.name, a, r, ou) for a, r, _ in groups(outdated)]
-                actions.update({k: "bring forward" for k in outdated})
-                settings_pending = False
-            differing = [k for k in existing if current[k] != interim[k[1]]]
-            steps += override_steps(differing, interim, "per-environment values")
-            for k in differing:
-                actions.setdefault(k, "update overrides")
+            steps = later_wave(sit, e, applied_here, actions)
         waves.append(Wave(e.name, "rollout", tuple(steps)))
+    return waves, actions
 
-    # -- wiring: switch on replication towards environments this rollout brought up --------------
-    for e in selected:
-        before, after = flags(e, final=False), flags(e, final=True)
+
+def _creates(e: Environment, targets: Sequence[Key], values: Mapping[str, Mapping[str, str]]) -> list[Step]:
+    return [CreateInstances(e.name, a, r, v, e.organizational_unit_id)
+            for a, r, v in groups(targets, lambda k: params(values[k[1]]))]
+
+
+def _override_updates(e: Environment, targets: Sequence[Key], values: Mapping[Key, Mapping[str, str]],
+                      why: str) -> list[Step]:
+    return [UpdateOverrides(e.name, a, r, v, why, e.organizational_unit_id)
+            for a, r, v in groups(targets, lambda k: params(values[k]))]
+
+
+def first_wave(sit: Situation, e: Environment, actions: dict[Key, str]) -> list[Step]:
+    """The environment that carries the change: UpdateStackSet limited to its instances."""
+    ss, ou = sit.ss, e.organizational_unit_id
+    assert ss is not None
+    keys = list(e.instances())
+    existing = [k for k in keys if k in sit.by_key]
+    missing = [k for k in keys if k not in sit.by_key]
+    interim = sit.interim(e)
+    actions.update({k: "create" for k in missing})
+    if not sit.observed.instances:
+        # No instance anywhere: an UpdateStackSet without accounts touches nothing.
+        return [UpdateStackSet(e.name, (), (), ou), *_creates(e, missing, interim)]
+    steps: list[Step] = []
+    now = {k: sit.current(k) for k in existing}
+    # Overrides of parameters the new template drops go first: the stack set update keeps an
+    # instance's overrides (UpdateStackInstances: they "retain their overridden value").
+    stale = [k for k in existing if set(now[k]) - set(sit.template.parameters)]
+    now.update({k: {p: v for p, v in now[k].items() if p in sit.template.parameters} for k in stale})
+    steps += _override_updates(e, stale, now, "drop overrides of removed parameters")
+    if missing:
+        # Created with the stack set's current template first, so the UpdateStackSet below names
+        # only instances that exist; they can override only parameters the stack set has now.
+        old = {k for k, _ in ss.parameters}
+        restricted = {r: {p: v for p, v in interim[r].items() if p in old} for r in e.regions}
+        steps += _creates(e, missing, restricted)
+        now.update({k: restricted[k[1]] for k in missing})
+    steps.append(UpdateStackSet(e.name, tuple(e.account_ids), tuple(e.regions), ou))
+    differing = [k for k in keys if now[k] != interim[k[1]]]
+    steps += _override_updates(e, differing, {k: interim[k[1]] for k in keys}, "per-environment values")
+    actions.update({k: "update" for k in existing})
+    return steps
+
+
+def later_wave(sit: Situation, e: Environment, applied_here: bool, actions: dict[Key, str]) -> list[Step]:
+    """Create what is missing; bring what is behind to the stack set's template with
+    UpdateStackInstances and the complete override list; update overrides that differ."""
+    keys = list(e.instances())
+    existing = [k for k in keys if k in sit.by_key]
+    missing = [k for k in keys if k not in sit.by_key]
+    interim = sit.interim(e)
+    wanted = {k: interim[k[1]] for k in keys}
+    steps = _creates(e, missing, interim)
+    actions.update({k: "create" for k in missing})
+    behind = [k for k in existing if applied_here or not sit.by_key[k].ok]
+    added = sit.added_parameters() if applied_here else None
+    lacking = {k: _not_declared_yet(set(wanted[k]) - set(sit.current(k)), added) for k in behind}
+    first = {k: {p: v for p, v in wanted[k].items() if p not in lacking[k]} for k in behind}
+    steps += [BringForward(e.name, a, r, v, e.organizational_unit_id)
+              for a, r, v in groups(behind, lambda k: params(first[k]))]
+    steps += _override_updates(e, [k for k in behind if lacking[k]], wanted, "override parameters the new template adds")
+    actions.update({k: "bring forward" for k in behind})
+    differing = [k for k in existing if k not in behind and sit.current(k) != wanted[k]]
+    steps += _override_updates(e, differing, wanted, "per-environment values")
+    for k in differing:
+        actions.setdefault(k, "update overrides")
+    return steps
+
+
+def _not_declared_yet(newly_overridden: set[str], added: frozenset[str] | None) -> frozenset[str]:
+    """Which newly overridden parameters the instance's stack may not declare yet: an override of
+    one waits until the bring-forward has deployed the template that adds it. `added` is None when
+    resuming: which template an OUTDATED instance runs is unknown, so every new override waits."""
+    return frozenset(newly_overridden if added is None else newly_overridden & added)
+
+
+def wiring_waves(sit: Situation, actions: dict[Key, str]) -> list[Wave]:
+    """Switch on replication towards environments this rollout brought up, after all of them."""
+    waves: list[Wave] = []
+    for e in sit.selected:
+        before, after = sit.flags(e, final=False), sit.flags(e, final=True)
         if before == after:
             continue
-        targets = [d for d in envs if before.get(flag_parameter(d.name)) != after.get(flag_parameter(d.name))]
-        final_values = {r: overrides(e, r, after) for r in e.regions}
+        targets = [d for d in sit.envs if before.get(flag_parameter(d.name)) != after.get(flag_parameter(d.name))]
+        final = {k: sit.overrides(e, k[1], after) for k in e.instances()}
         why = "enable replication to " + ", ".join(d.name for d in targets)
-        steps = [UpdateOverrides(e.name, a, r, v, why, e.organizational_unit_id)
-                 for a, r, v in groups(list(e.instances()), lambda k: params(final_values[k[1]]))]
-        waves.append(Wave(e.name, "wiring", tuple(steps)))
+        waves.append(Wave(e.name, "wiring", tuple(_override_updates(e, list(e.instances()), final, why))))
         for k in e.instances():
             actions.setdefault(k, "update overrides")
+    return waves
 
-    # -- what to show -----------------------------------------------------------------------------
-    sensitive = frozenset({p.name for p in template.parameters.values() if p.no_echo} | SENSITIVE_PARAMETERS)
+
+# -- what the plan shows ------------------------------------------------------------------------
+
+
+def parameter_changes(sit: Situation, sensitive: frozenset[str]) -> tuple[ParameterChange, ...]:
+    """Stack-set parameters and each selected environment's overrides, before → after."""
 
     def change(scope: str, name: str, b: str | None, a: str | None, note: str = "") -> ParameterChange:
         if name in sensitive:
@@ -830,121 +1065,69 @@ def decide(
         return ParameterChange(scope, name, b, a, note)
 
     changes: list[ParameterChange] = []
+    ss = sit.ss
     before_ss = dict(ss.parameters) if ss is not None else {}
-    if ss is None or content_pending:
-        for name in sorted(set(before_ss) | set(desired)):
-            b, a = before_ss.get(name), desired.get(name)
+    if ss is None or sit.template_changed or sit.params_changed:
+        for name in sorted(set(before_ss) | set(sit.desired)):
+            b, a = before_ss.get(name), sit.desired.get(name)
             if b != a:
                 changes.append(change("stack set", name, b, a))
-    for e in envs:
-        final = {r: overrides(e, r, flags(e, final=e.name in selected_names)) for r in e.regions}
-        interim_all = {r: overrides(e, r, flags(e, final=False)) for r in e.regions}
-        names = sorted({p for k in e.instances() if k in by_key for p in dict(by_key[k].overrides)}
+    for e in sit.envs:
+        if e.name not in sit.selected_names:
+            continue
+        final = {r: sit.overrides(e, r, sit.flags(e, final=True)) for r in e.regions}
+        interim = sit.interim(e)
+        names = sorted({p for k in e.instances() if k in sit.by_key for p in sit.current(k)}
                        | {p for v in final.values() for p in v})
         for name in names:
-            befores = {dict(by_key[k].overrides).get(name) if k in by_key else None for k in e.instances()}
+            befores = {sit.current(k).get(name) if k in sit.by_key else None for k in e.instances()}
             afters = {final[r].get(name) for r in e.regions}
             b = befores.pop() if len(befores) == 1 else "(mixed)"
             a = afters.pop() if len(afters) == 1 else "(per region)"
-            if b != a and e.name in selected_names:
-                interims = {interim_all[r].get(name) for r in e.regions}
-                note = "" if interims == {a} else "switched on after its target exists"
+            if b != a:
+                note = "" if {interim[r].get(name) for r in e.regions} == {a} else "switched on after its target exists"
                 changes.append(change(e.name, name, b, a, note))
+    return tuple(changes)
 
+
+def instance_rows(sit: Situation, actions: Mapping[Key, str]) -> tuple[InstanceRow, ...]:
     rows: list[InstanceRow] = []
-    for e in envs:
+    for e in sit.envs:
         for k in e.instances():
-            inst = by_key.get(k)
-            action = actions.get(k, "none") if e.name in selected_names else "not selected"
+            inst = sit.by_key.get(k)
+            action = actions.get(k, "none") if e.name in sit.selected_names else "not selected"
             rows.append(InstanceRow(e.name, k[0], k[1], inst.label() if inst else "missing", action,
                                     inst.reason if inst else None))
-
-    notes: list[str] = []
-    ours = {k for e in envs for k in e.instances()}
-    strays = [i for i in observed.instances if i.key not in ours]
-    for i in strays:
-        notes.append(f"instance {i.account}/{i.region} is not in {config.path.name}; replctl leaves it alone")
-    if ss is not None and ss.permission_model and ss.permission_model != config.stackset.permission_model:
-        notes.append(f"the stack set is {ss.permission_model} but the config says {config.stackset.permission_model}; "
-                     "replctl does not change the permission model")
-    if settings_pending:
-        notes.append("managed execution differs but no instance can carry the change yet; it is applied "
-                     "with the next stack set update")
-    if observed.running:
-        notes.append(f"operation{'s' if len(observed.running) > 1 else ''} {', '.join(observed.running)} "
-                     "still running; deploy waits for it before planning")
-
-    # An account added to an environment must be able to read the ZIPs before its instance is
-    # created (Lambda fetches the code as that account's execution role).
-    created_buckets = {st.bucket for st in preparation if isinstance(st, CreateArtifactBucket)}
-    grants: list[Step] = []
-    for region in config.regions:
-        bucket = artifact_bucket(config, region)
-        creating = any(isinstance(st, CreateInstances) and region in st.regions for w in waves for st in w.steps)
-        if creating and bucket not in created_buckets:
-            readers = tuple(a for e in envs if region in e.regions for a in e.account_ids)
-            grants.append(GrantArtifactReaders(region, bucket, readers))
-    preparation = grants + preparation
-
-    diff = ""
-    if ss is None or template_changed:
-        diff = "".join(difflib.unified_diff(
-            (ss.template_body if ss else "").splitlines(keepends=True),
-            template.text.splitlines(keepends=True),
-            fromfile=f"stack set {config.stackset.name}" if ss else "/dev/null",
-            tofile=str(config.stackset.template),
-        ))
-    return Plan(
-        stack_set=config.stackset.name,
-        region=home,
-        exists=ss is not None,
-        permission_model=config.stackset.permission_model,
-        template_path=str(config.stackset.template),
-        template_body=template.text,
-        template_url=url,
-        template_diff=diff,
-        parameters=params(desired),
-        parameter_changes=tuple(changes),
-        managed_execution=(ss.managed_execution if ss else None, config.stackset.managed_execution),
-        instances=tuple(rows),
-        artifacts=tuple(artifact_rows),
-        preparation=tuple(preparation),
-        waves=tuple(waves),
-        running_operations=observed.running,
-        notes=tuple(notes),
-        sensitive=sensitive,
-    )
+    return tuple(rows)
 
 
-def _refuse_unless_upstream_current(
-    config: Config,
-    target: Environment,
-    ss: StackSetState | None,
-    content_pending: bool,
-    established: Mapping[str, bool],
-    by_key: Mapping[Key, InstanceState],
-) -> None:
-    envs = config.environments
-    upstream = envs[: envs.index(target)]
-    if not upstream:
-        return
-    reasons: list[str] = []
-    if ss is None:
-        reasons.append("the stack set does not exist yet")
-    elif content_pending:
-        reasons.append("the local template or parameters differ from the stack set's, so "
-                       f"{', '.join(u.name for u in upstream)} {'is' if len(upstream) == 1 else 'are'} "
-                       "not on this template")
-    for u in upstream:
-        if not established[u.name]:
-            bad = [f"{a}/{r} {by_key[(a, r)].label() if (a, r) in by_key else 'missing'}"
-                   for a, r in u.instances() if not ((a, r) in by_key and by_key[(a, r)].ok)]
-            reasons.append(f"{u.name} is not current: {', '.join(bad)}")
-    if reasons:
-        raise Refused(
-            f"refusing to deploy {target.name} on its own: " + "; ".join(reasons),
-            hint=f"deploy the upstream environments first (replctl deploy), or pass --force to deploy {target.name} anyway",
-        )
+def notes(sit: Situation) -> tuple[str, ...]:
+    out: list[str] = []
+    ours = {k for e in sit.envs for k in e.instances()}
+    for i in sit.observed.instances:
+        if i.key not in ours:
+            out.append(f"instance {i.account}/{i.region} is not in {sit.config.path.name}; replctl leaves it alone")
+    ss, model = sit.ss, sit.config.stackset.permission_model
+    if ss is not None and ss.permission_model and ss.permission_model != model:
+        out.append(f"the stack set is {ss.permission_model} but the config says {model}; "
+                   "replctl does not change the permission model")
+    running = sit.observed.running
+    if running:
+        out.append(f"operation{'s' if len(running) > 1 else ''} {', '.join(running)} "
+                   "still running; deploy waits for it before planning")
+    return tuple(out)
+
+
+def template_diff(sit: Situation) -> str:
+    ss = sit.ss
+    if ss is not None and not sit.template_changed:
+        return ""
+    return "".join(difflib.unified_diff(
+        (ss.template_body if ss else "").splitlines(keepends=True),
+        sit.template.text.splitlines(keepends=True),
+        fromfile=f"stack set {sit.config.stackset.name}" if ss else "/dev/null",
+        tofile=str(sit.config.stackset.template),
+    ))
 
 
 # --------------------------------------------------------------------------- the entry point

@@ -1,10 +1,11 @@
 """Apply a plan: preparation, then wave by wave — start, wait, verify, gate — stopping at the first bad one.
 
-`apply` dispatches each step with `match`. A StackSet operation is started with an explicit
-`OperationId` (AWS uses it as an idempotency token, so a retried call never starts a second
-operation) and waited on with backoff (`waiting.wait_until`, intervals from
-`stackset.wait`), reporting each account/region's result from ListStackSetOperationResults as
-it changes. After a wave's steps, every instance of the environment must be CURRENT with
+`apply` dispatches each step with `match`. Every StackSets call carries `CallAs` from
+`stackset.call_as` (a delegated administrator that leaves it out is told the stack set does not
+exist). A StackSet operation is started with an explicit `OperationId` (AWS uses it as an
+idempotency token, so a retried call never starts a second operation) and waited on with
+backoff (`waiting.wait_until`, intervals from `stackset.wait`), reporting each account/region's
+result from ListStackSetOperationResults as it changes. After a wave's steps, every instance of the environment must be CURRENT with
 detailed status SUCCEEDED, then the environment's gate runs (optional bake time, then none of
 its alarms — `<ResourcePrefix>-<env>-*`, read through the observer role — may be in ALARM).
 Only then does the next wave start. A failure raises `DeployError` naming each failed
@@ -143,6 +144,7 @@ class _Rollout:
         self.clock = clock
         self.log = log
         self.name = config.stackset.name
+        self.call_as = config.stackset.call_as
 
     # -- the sequence ---------------------------------------------------------------------------
 
@@ -182,11 +184,12 @@ class _Rollout:
                 kwargs.update(self.template_kwargs())
                 kwargs["Parameters"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in self.plan.parameters]
                 self.operation(env, step, self.cfn.update_stack_set, kwargs, len(accounts) * len(regions))
-            case BringForward(environment=env, accounts=accounts, regions=regions, organizational_unit=ou):
-                kwargs = self.stack_set_update_kwargs(accounts, regions, ou)
-                kwargs["UsePreviousTemplate"] = True
-                kwargs["Parameters"] = [{"ParameterKey": k, "UsePreviousValue": True} for k, _ in self.plan.parameters]
-                self.operation(env, step, self.cfn.update_stack_set, kwargs, len(accounts) * len(regions))
+            case BringForward(environment=env, accounts=accounts, regions=regions, overrides=ov,
+                              organizational_unit=ou):
+                # UpdateStackInstances, not UpdateStackSet: an UpdateStackSet that specifies the
+                # Parameters property would mark every other instance OUTDATED again (API reference).
+                kwargs = self.instance_kwargs(accounts, regions, ou, ov)
+                self.operation(env, step, self.cfn.update_stack_instances, kwargs, len(accounts) * len(regions))
             case CreateInstances(environment=env, accounts=accounts, regions=regions, overrides=ov,
                                  organizational_unit=ou):
                 kwargs = self.instance_kwargs(accounts, regions, ou, ov)
@@ -281,6 +284,7 @@ class _Rollout:
     def stack_set_update_kwargs(self, accounts: Sequence[str], regions: Sequence[str], ou: str | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "StackSetName": self.name,
+            "CallAs": self.call_as,
             "Capabilities": list(CAPABILITIES),
             "ManagedExecution": {"Active": self.config.stackset.managed_execution},
             **self.role_kwargs(),
@@ -294,6 +298,7 @@ class _Rollout:
                         overrides: Sequence[tuple[str, str]]) -> dict[str, Any]:
         return {
             "StackSetName": self.name,
+            "CallAs": self.call_as,
             **self.targets(accounts, regions, ou),
             "ParameterOverrides": [{"ParameterKey": k, "ParameterValue": v} for k, v in overrides],
             "OperationPreferences": self.config.stackset.operation_preferences.to_api(list(regions)),
@@ -303,6 +308,7 @@ class _Rollout:
         ss = self.config.stackset
         kwargs: dict[str, Any] = {
             "StackSetName": self.name,
+            "CallAs": self.call_as,
             "Description": "replctl: configuration replication framework (dev -> staging -> prod)",
             "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in self.plan.parameters],
             "Capabilities": list(CAPABILITIES),
@@ -325,7 +331,7 @@ class _Rollout:
 
     def ensure_no_instances(self, env: str) -> None:
         # Defence in depth: an UpdateStackSet without accounts updates *every* instance.
-        if list_instances(self.cfn, self.name):
+        if list_instances(self.cfn, self.name, call_as=self.call_as):
             raise DeployError(f"{env}: the stack set gained instances since the plan was made; nothing was updated",
                               hint="re-run replctl deploy")
 
@@ -359,7 +365,7 @@ class _Rollout:
             raise operation_failed(outcome)
 
     def wait_for_running(self, env: str) -> None:
-        for op_id in self.read(running_operations, self.cfn, self.name):
+        for op_id in self.read(running_operations, self.cfn, self.name, call_as=self.call_as):
             self.reporter.started(env, "running operation", op_id, 0)
             self.wait(env, "running operation", op_id)
 
@@ -368,7 +374,8 @@ class _Rollout:
 
         def probe() -> Poll[OperationOutcome]:
             try:
-                op = self.cfn.describe_stack_set_operation(StackSetName=self.name, OperationId=op_id)["StackSetOperation"]
+                op = self.cfn.describe_stack_set_operation(StackSetName=self.name, OperationId=op_id,
+                                                           CallAs=self.call_as)["StackSetOperation"]
             except Exception as exc:
                 if error_code(exc) == "OperationNotFoundException":  # eventually consistent right after start
                     return Poll(False, OperationOutcome(env, action, op_id, OperationStatus.QUEUED))
@@ -396,7 +403,7 @@ class _Rollout:
 
     def results(self, op_id: str) -> tuple[InstanceResult, ...]:
         out: list[InstanceResult] = []
-        kwargs: dict[str, Any] = {"StackSetName": self.name, "OperationId": op_id}
+        kwargs: dict[str, Any] = {"StackSetName": self.name, "OperationId": op_id, "CallAs": self.call_as}
         while True:
             page = self.cfn.list_stack_set_operation_results(**kwargs)
             for r in page.get("Summaries", []):
@@ -409,12 +416,12 @@ class _Rollout:
 
     # -- verify and gate --------------------------------------------------------------------------
 
-    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A read call that survives throttling: retried with the configured backoff."""
 
         def probe() -> Poll[Any]:
             try:
-                return Poll(True, fn(*args))
+                return Poll(True, fn(*args, **kwargs))
             except ReplctlError:
                 raise
             except Exception as exc:
@@ -427,7 +434,8 @@ class _Rollout:
 
     def verify(self, env: Environment) -> None:
         """Every instance of the environment is CURRENT with detailed status SUCCEEDED."""
-        found = {(s["Account"], s["Region"]): instance_state(s) for s in self.read(list_instances, self.cfn, self.name)}
+        listed = self.read(list_instances, self.cfn, self.name, call_as=self.call_as)
+        found = {(s["Account"], s["Region"]): instance_state(s) for s in listed}
         bad = []
         for key in env.instances():
             inst = found.get(key)
@@ -477,9 +485,9 @@ def _alarms_in_alarm(cw: Any, prefix: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = token
 
 
-def _running_if_any(cfn: Any, name: str) -> tuple[str, ...]:
+def _running_if_any(cfn: Any, name: str, call_as: str) -> tuple[str, ...]:
     try:
-        return running_operations(cfn, name)
+        return running_operations(cfn, name, call_as=call_as)
     except Exception as exc:
         if error_code(exc) == "StackSetNotFoundException":
             return ()
@@ -548,7 +556,7 @@ def attach(
     """
     log = log if log is not None else RolloutLog()
     runner = _Rollout(_EMPTY, config, clients, reporter or SilentReporter(), sleep, clock, log)
-    ids = runner.read(_running_if_any, clients.cfn, config.stackset.name)
+    ids = runner.read(_running_if_any, clients.cfn, config.stackset.name, config.stackset.call_as)
     outcomes = []
     for op_id in ids:
         runner.reporter.step(f"operation {op_id} is still running on {config.stackset.name}; waiting for it")

@@ -102,3 +102,21 @@ def instance_ok(status: InstanceStatus, detailed: DetailedStatus | None) -> bool
     Some endpoints omit the detailed status; CURRENT alone then counts as done.
     """
     return status is InstanceStatus.CURRENT and detailed in (DetailedStatus.SUCCEEDED, None)
+
+
+def excluded_from_updates(status: InstanceStatus, detailed: DetailedStatus | None) -> DetailedStatus | None:
+    """Which state keeps a stack set operation from reaching this instance, if any.
+
+    StackInstanceComprehensiveStatus (API reference): INOPERABLE — "A DeleteStackInstances
+    operation has failed and left the stack in an unstable state. Stacks in this state are
+    excluded from further UpdateStackSet operations"; FAILED_IMPORT — "The import of the stack
+    instance ... failed and left the stack in an unstable state"; SKIPPED_SUSPENDED_ACCOUNT — "The
+    operation ... has been skipped because the account was suspended at the time of the
+    operation". StackInstanceSummary.Status INOPERABLE "can be returned here when the cause is a
+    failed import", so the detailed status decides which of the first two it is.
+    """
+    if detailed in (DetailedStatus.INOPERABLE, DetailedStatus.FAILED_IMPORT, DetailedStatus.SKIPPED_SUSPENDED_ACCOUNT):
+        return detailed
+    if status is InstanceStatus.INOPERABLE:
+        return DetailedStatus.INOPERABLE
+    return None

@@ -11,11 +11,14 @@ stack set and uploaded (identity by default). Linting always looks at the file o
 template is written for AWS, and an emulator adapter must not hide a finding.
 
 CloudFormation takes at most 51,200 bytes inline (`TemplateBody`); anything larger must be
-uploaded to S3 and passed as `TemplateURL` (AWS CloudFormation quotas).
+uploaded to S3 and passed as `TemplateURL` (AWS CloudFormation quotas). The URL's host carries
+the DNS suffix of the region's partition (`amazonaws.com`, `amazonaws.com.cn` in aws-cn, ...),
+which botocore's endpoint data knows.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -27,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from replctl.errors import TemplateError
+from replctl.errors import ConfigError, TemplateError
 
 #: CloudFormation's limit for `TemplateBody`; larger templates go through S3 (`TemplateURL`).
 INLINE_LIMIT_BYTES = 51_200
@@ -35,6 +38,27 @@ INLINE_LIMIT_BYTES = 51_200
 
 def identity(text: str) -> str:
     return text
+
+
+@functools.lru_cache(maxsize=None)
+def dns_suffix(region: str) -> str:
+    """The DNS suffix of `region`'s partition, from botocore's endpoint data (no hand table)."""
+    from botocore.exceptions import UnknownRegionError
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    try:
+        partition = resolver.get_partition_for_region(region)
+    except UnknownRegionError:
+        raise ConfigError(f"region {region} is in no partition botocore knows",
+                          hint="check the region name, or upgrade boto3/botocore if the region is new") from None
+    return str(resolver.get_partition_dns_suffix(partition))
+
+
+def s3_object_url(bucket: str, region: str, key: str) -> str:
+    """The virtual-hosted-style HTTPS URL CloudFormation reads a `TemplateURL` from."""
+    return f"https://{bucket}.s3.{region}.{dns_suffix(region)}/{key}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ with what it wants (reference/moto-notes.md §1):
 - Because of that, moto would then report the filled-in list as the instance's overrides. AWS
   reports only the parameters actually overridden; the hook remembers them and trims
   DescribeStackInstance's answer to them.
+- An UpdateStackSet that names instances overwrites their overrides with the stack set's
+  parameters; AWS keeps them ("During stack set updates, any parameters overridden for a stack
+  instance aren't updated, but retain their overridden value"), so the hook puts them back.
 - `ManagedExecution` is always reported `{"Active": False}`; the hook echoes the value last set.
+
+The hooks' own calls go through a plain client (not the factory's), so recorded call counts are
+what replctl itself sends. moto still reports every instance CURRENT and never updates a
+deployed stack: tests of statuses and propagation use the sandbox's emulation
+(tests/functional/test_sandbox_stacksets.py) or the scripted fake.
 
 The product code uses AWS's semantics only; these hooks live in tests (and are attached to the
 admin CloudFormation client through the factory's client hook).
@@ -21,13 +29,13 @@ Also here: `adapt_for_moto`, the one change the real template needs to deploy in
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from replctl import cfnyaml
+import boto3
+
 from replctl.aws import Call, SessionFactory
 from replctl.sandbox.adapt import adapt_template_for_sandbox, without_denies
 
@@ -35,16 +43,19 @@ from replctl.sandbox.adapt import adapt_template_for_sandbox, without_denies
 class AwsSemantics:
     """botocore hooks on one admin CloudFormation client (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, plain: Callable[[], Any] | None = None) -> None:
         self.overridden: dict[tuple[str, str, str], list[str]] = {}  # (stack set, account, region) -> keys
         self.managed: dict[str, bool] = {}
+        self._plain = plain or (lambda: boto3.client("cloudformation", region_name="us-east-1"))
 
     def install(self, cfn: Any) -> None:
         events = cfn.meta.events
         for op in ("CreateStackInstances", "UpdateStackInstances"):
-            events.register(f"before-parameter-build.cloudformation.{op}", self._merge(cfn))
+            events.register(f"before-parameter-build.cloudformation.{op}", self._merge)
         for op in ("CreateStackSet", "UpdateStackSet"):
             events.register(f"before-parameter-build.cloudformation.{op}", self._remember_managed)
+        events.register("before-parameter-build.cloudformation.UpdateStackSet", self._remember_overrides)
+        events.register("after-call.cloudformation.UpdateStackSet", self._restore_overrides)
         # after-call handlers do not receive the request; keep it in the request context.
         for op in ("DescribeStackInstance", "DescribeStackSet"):
             events.register(f"before-parameter-build.cloudformation.{op}", self._keep_params)
@@ -55,21 +66,35 @@ class AwsSemantics:
     def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["request_params"] = dict(params)
 
-    def _merge(self, cfn: Any) -> Callable[..., None]:
-        def hook(params: dict[str, Any], **_: Any) -> None:
-            name = params["StackSetName"]
-            given = {p["ParameterKey"]: p for p in params.get("ParameterOverrides", [])}
-            for account in params.get("Accounts", []):
-                for region in params.get("Regions", []):
-                    self.overridden[(name, account, region)] = list(given)
-            stack_set = cfn.describe_stack_set(StackSetName=name)["StackSet"]
-            merged = [given.get(p["ParameterKey"], {"ParameterKey": p["ParameterKey"],
-                                                     "ParameterValue": p.get("ParameterValue", "")})
-                      for p in stack_set.get("Parameters", [])]
-            merged += [p for k, p in given.items() if k not in {m["ParameterKey"] for m in merged}]
-            params["ParameterOverrides"] = merged
+    def _merge(self, params: dict[str, Any], **_: Any) -> None:
+        name = params["StackSetName"]
+        given = {p["ParameterKey"]: p for p in params.get("ParameterOverrides", [])}
+        for account in params.get("Accounts", []):
+            for region in params.get("Regions", []):
+                self.overridden[(name, account, region)] = list(given)
+        stack_set = self._plain().describe_stack_set(StackSetName=name)["StackSet"]
+        merged = [given.get(p["ParameterKey"], {"ParameterKey": p["ParameterKey"],
+                                                 "ParameterValue": p.get("ParameterValue", "")})
+                  for p in stack_set.get("Parameters", [])]
+        merged += [p for k, p in given.items() if k not in {m["ParameterKey"] for m in merged}]
+        params["ParameterOverrides"] = merged
 
-        return hook
+    def _remember_overrides(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        plain, name, kept = self._plain(), params["StackSetName"], {}
+        for account in params.get("Accounts", []):
+            for region in params.get("Regions", []):
+                inst = plain.describe_stack_instance(StackSetName=name, StackInstanceAccount=account,
+                                                     StackInstanceRegion=region)["StackInstance"]
+                kept[(account, region)] = inst.get("ParameterOverrides") or []
+        context["kept_overrides"] = (name, kept)
+
+    def _restore_overrides(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error") or "kept_overrides" not in context:
+            return
+        name, kept = context["kept_overrides"]
+        for (account, region), overrides in kept.items():
+            self._plain().update_stack_instances(StackSetName=name, Accounts=[account], Regions=[region],
+                                                 ParameterOverrides=overrides)  # metadata only in moto
 
     def _trim(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         params = context.get("request_params", {})

@@ -229,3 +229,25 @@ def test_artifact_bucket_policy_is_tls_only_and_read_only_for_target_accounts(aw
     assert deny == {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
                     "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def test_template_change_is_rolled_out_once_then_brought_forward(aws: Recorder, estate: Path) -> None:
+    """A template change: UpdateStackSet for dev only, then UpdateStackInstances with the complete
+    override list for staging and prod; every instance keeps its overrides and a second deploy
+    changes nothing. (moto says CURRENT whatever happens: statuses are checked against the fake
+    and the sandbox.)"""
+    assert invoke(estate, "deploy", "--yes").exit_code == 0
+    template = estate.parent / "t.yaml"
+    template.write_text(template.read_text().replace("Default: replctl\n", "Default: replctl2\n"))
+    before = len(aws.stackset_calls)
+    result = invoke(estate, "deploy", "--yes")
+    assert result.exit_code == 0, result.output
+    assert aws.stackset_calls[before:] == [("UpdateStackSet", (DEV,)), ("UpdateStackInstances", (STAGING,)),
+                                           ("UpdateStackInstances", (PROD,))]
+    assert overrides(aws, PROD) == {"Environment": "prod", "LogRetentionDays": "365",
+                                    "ReplicateToStaging": "false", "ReplicateToProd": "false"}
+    assert overrides(aws, DEV)["ReplicateToProd"] == "true"  # the UpdateStackSet kept dev's overrides
+    after = len(aws.calls)
+    again = invoke(estate, "deploy", "--yes")
+    assert again.exit_code == 0, again.output
+    assert aws.mutating(after) == []

@@ -76,18 +76,18 @@ def instance(account: str, drift: str) -> dict[str, Any]:
 
 def expect_detection(stubber: Stubber, *, dev_drift: str = "DRIFTED") -> None:
     stubber.add_response("detect_stack_set_drift", {"OperationId": "op-1"},
-                         {"StackSetName": NAME, "OperationPreferences": PREFS})
+                         {"StackSetName": NAME, "OperationPreferences": PREFS, "CallAs": "SELF"})
     stubber.add_response("describe_stack_set_operation", operation("RUNNING", "IN_PROGRESS", in_progress=3),
-                         {"StackSetName": NAME, "OperationId": "op-1"})
+                         {"StackSetName": NAME, "OperationId": "op-1", "CallAs": "SELF"})
     stubber.add_response("describe_stack_set_operation", operation("RUNNING", "IN_PROGRESS", in_sync=2, in_progress=1),
-                         {"StackSetName": NAME, "OperationId": "op-1"})
+                         {"StackSetName": NAME, "OperationId": "op-1", "CallAs": "SELF"})
     drifted = dev_drift == "DRIFTED"
     stubber.add_response("describe_stack_set_operation",
                          operation("SUCCEEDED", "COMPLETED", drifted=int(drifted), in_sync=3 - int(drifted),
                                    drift="DRIFTED" if drifted else "IN_SYNC"),
-                         {"StackSetName": NAME, "OperationId": "op-1"})
+                         {"StackSetName": NAME, "OperationId": "op-1", "CallAs": "SELF"})
     stubber.add_response("list_stack_instances", {"Summaries": [
-        instance(DEV, dev_drift), instance(STAGING, "IN_SYNC"), instance(PROD, "IN_SYNC")]}, {"StackSetName": NAME})
+        instance(DEV, dev_drift), instance(STAGING, "IN_SYNC"), instance(PROD, "IN_SYNC")]}, {"StackSetName": NAME, "CallAs": "SELF"})
     if drifted:
         stubber.add_response("list_stack_instance_resource_drifts", {"Summaries": [
             {"StackId": f"arn:aws:cloudformation:{REGION}:{DEV}:stack/StackSet-{NAME}-x/1",
@@ -102,6 +102,7 @@ def expect_detection(stubber: Stubber, *, dev_drift: str = "DRIFTED") -> None:
              "LogicalResourceId": "EventsDLQ", "PhysicalResourceId": "replctl-events-dlq",
              "ResourceType": "AWS::SQS::Queue", "StackResourceDriftStatus": "DELETED", "Timestamp": T0},
         ]}, {"StackSetName": NAME, "StackInstanceAccount": DEV, "StackInstanceRegion": REGION, "OperationId": "op-1",
+             "CallAs": "SELF",
              "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"]})
 
 
@@ -109,12 +110,12 @@ def expect_parameters(stubber: Stubber) -> None:
     """The admin reads behind the bucket-rule check: stack set parameters, then each instance's overrides."""
     stubber.add_response("describe_stack_set", {"StackSet": {"StackSetName": NAME, "Parameters": [
         {"ParameterKey": "ReplicateToStaging", "ParameterValue": "false"},
-        {"ParameterKey": "ReplicateToProd", "ParameterValue": "false"}]}}, {"StackSetName": NAME})
+        {"ParameterKey": "ReplicateToProd", "ParameterValue": "false"}]}}, {"StackSetName": NAME, "CallAs": "SELF"})
     for env, account in (("dev", DEV), ("staging", STAGING), ("prod", PROD)):
         stubber.add_response("describe_stack_instance", {"StackInstance": {
             "StackSetId": f"{NAME}:1", "Region": REGION, "Account": account, "Status": "CURRENT",
             "ParameterOverrides": [{"ParameterKey": k, "ParameterValue": v} for k, v in WANTED[env].items()]}},
-            {"StackSetName": NAME, "StackInstanceAccount": account, "StackInstanceRegion": REGION})
+            {"StackSetName": NAME, "StackInstanceAccount": account, "StackInstanceRegion": REGION, "CallAs": "SELF"})
 
 
 def drift(path: Path, *args: str):

@@ -1,23 +1,30 @@
 """A scripted fake of the StackSet API (and the bits of S3/CloudWatch a rollout touches).
 
-moto runs every StackSet operation instantly and successfully; this fake does what AWS does
-where replctl's behaviour depends on it:
+moto runs every StackSet operation instantly and successfully; this fake does what the AWS
+CloudFormation API reference says AWS does, where replctl's behaviour depends on it. Each rule
+quotes its sentence where it is implemented (`SOURCES` lists the pages), and
+tests/unit/test_rollout_fake.py has a test per rule:
 
+- which instances become OUTDATED: an UpdateStackSet that specifies a template or the Parameters
+  property marks every instance OUTDATED, then deploys the named ones (none named: all of them);
+  UpdateStackInstances deploys the stack set's current template to the named instances only;
+- override merging: a stack gets the stack set's parameters with its instance's overrides on
+  top; a list passed to Create/UpdateStackInstances is the complete override set (left out: the
+  stack set's value; UsePreviousValue: kept; no list at all: every override kept);
+- parameter existence: an override must name a parameter the stack set has; a newly added
+  parameter can be overridden only once the instance runs the template that declares it; a
+  stack whose parameters its template does not declare fails ("Parameters: [X] do not exist in
+  the template");
+- failure tolerance per region (FailureToleranceCount, default 0): within it the operation
+  SUCCEEDS with the failed instance left OUTDATED; beyond it the rest is CANCELLED and the
+  operation FAILS;
+- one operation at a time: OperationInProgressException without managed execution, queued in
+  request order with it;
+- INOPERABLE instances are excluded from UpdateStackSet;
+- CallAs: a delegated administrator that does not pass DELEGATED_ADMIN finds no stack set;
 - operations are RUNNING for a scripted time on a fake clock, instance by instance (results go
-  PENDING → RUNNING → SUCCEEDED/FAILED/CANCELLED), then SUCCEEDED or FAILED with a reason;
-- a scripted failure in an account/region fails the instance there with a StatusReason; once
-  more instances failed than `OperationPreferences.FailureToleranceCount` allows (default 0),
-  the instances after it are cancelled and the operation is FAILED — within the tolerance the
-  operation still SUCCEEDS with the failed instance left OUTDATED, as AWS does;
-- a second operation while one runs raises OperationInProgressException (managed execution
-  off) or is queued behind it (managed execution on);
-- UpdateStackSet with a template or parameters marks every instance OUTDATED and deploys the
-  named ones; with UsePreviousTemplate and previous values it touches only the named ones;
-  naming an instance that does not exist raises StackInstanceNotFoundException;
-- instance overrides merge with the stack set's parameters; a list passed to
-  Create/UpdateStackInstances is the instance's complete override set; overriding a parameter
-  the stack set does not have is a ValidationError;
-- any method can be scripted to raise Throttling a number of times.
+  PENDING → RUNNING → SUCCEEDED/FAILED/CANCELLED); scripted failures, throttling and states AWS
+  reaches without replctl (a failed delete, a suspended account) come from the test.
 
 Also here: the fixture template (real parameter names), estate config and artifacts shared by
 the unit and functional deploy tests.
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 
 from replctl.aws import is_mutating
@@ -200,6 +208,44 @@ class FakeClock:
 
 
 # --------------------------------------------------------------------------- StackSets
+#
+# Each rule the fake implements quotes the AWS CloudFormation API reference sentence it follows
+# (API_<Name>.html unless another source is named); tests/unit/test_rollout_fake.py has a test
+# per rule. Where AWS documents nothing (how long an operation takes, in what order one region's
+# accounts go), the fake picks the simplest behaviour and says so.
+
+#: Where each rule comes from, by the short name used in the comments below.
+SOURCES = {
+    "UpdateStackSet": "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStackSet.html",
+    "UpdateStackInstances":
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStackInstances.html",
+    "CreateStackInstances":
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStackInstances.html",
+    "StackSetOperationPreferences":
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackSetOperationPreferences.html",
+    "StackSetOperation": "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackSetOperation.html",
+    "StackInstanceComprehensiveStatus":
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackInstanceComprehensiveStatus.html",
+    "ManagedExecution": "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ManagedExecution.html",
+    "CallAs": "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStackSet.html (CallAs)",
+    "StackInstancesAction":
+        "https://docs.aws.amazon.com/codepipeline/latest/userguide/action-reference-StackSets.html",
+    "ParametersNotInTemplate": "CloudFormation's ValidationError, as reported in "
+                               "https://github.com/aws-samples/aws-security-reference-architecture-examples/issues/265",
+}
+
+
+class _TagIgnoringLoader(yaml.SafeLoader):
+    """Reads a template's Parameters section; intrinsic tags (!Ref, !Sub) become None."""
+
+
+_TagIgnoringLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def declared_parameters(template: str) -> frozenset[str]:
+    """The parameter names a template declares (what CloudFormation validates a stack against)."""
+    doc = yaml.load(template, Loader=_TagIgnoringLoader) or {}  # noqa: S506 - a SafeLoader subclass
+    return frozenset((doc.get("Parameters") or {}).keys())
 
 
 @dataclass
@@ -222,7 +268,7 @@ class Operation:
     api: str
     start: float
     duration: float
-    targets: list[tuple[str, str]]
+    targets: list[tuple[str, str]]  # in the order AWS works through them: region by region
     failures: dict[tuple[str, str], str]
     template: str
     parameters: dict[str, str]
@@ -239,9 +285,10 @@ class Operation:
 
 
 class FakeStackSets:
-    """The CloudFormation client methods replctl's plan and rollout call."""
+    """The CloudFormation client methods replctl's plan and rollout call, answering as AWS documents."""
 
-    def __init__(self, clock: FakeClock, *, duration: float = 30.0, s3: FakeS3 | None = None) -> None:
+    def __init__(self, clock: FakeClock, *, duration: float = 30.0, s3: FakeS3 | None = None,
+                 delegated_admin: bool = False) -> None:
         self.clock = clock
         self.duration = duration
         self.durations: list[float] = []  # scripted durations for the next operations
@@ -253,6 +300,9 @@ class FakeStackSets:
         self.throttle: dict[str, int] = {}  # API name -> how many Throttling errors to raise
         self.raise_next: dict[str, Exception] = {}  # API name -> raise this once
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # The caller is a delegated administrator of the organization that owns the stack set.
+        self.delegated_admin = delegated_admin
+        self.created_as_self: list[dict[str, Any]] = []  # CreateStackSet calls that missed CallAs
         self._ids = itertools.count(1)
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -274,8 +324,15 @@ class FakeStackSets:
     def calls_to(self, api: str) -> list[dict[str, Any]]:
         return [kw for name, kw in self.calls if name == api]
 
-    def _need_stack_set(self, api: str, name: str) -> dict[str, Any]:
-        if self.stack_set is None or self.stack_set["StackSetName"] != name:
+    def _as_delegated_admin(self, kw: dict[str, Any]) -> bool:
+        # CallAs: "If you are signed in to a delegated administrator account, specify
+        # DELEGATED_ADMIN." Without it the call acts on the caller's own account, which holds no
+        # such stack set.
+        return not self.delegated_admin or kw.get("CallAs") == "DELEGATED_ADMIN"
+
+    def _need_stack_set(self, api: str, kw: dict[str, Any]) -> dict[str, Any]:
+        name = kw["StackSetName"]
+        if self.stack_set is None or self.stack_set["StackSetName"] != name or not self._as_delegated_admin(kw):
             raise error("StackSetNotFoundException", f"StackSet {name} not found", api, 404)
         return self.stack_set
 
@@ -292,44 +349,65 @@ class FakeStackSets:
                 op.status = "QUEUED"
                 continue
             op.status = "RUNNING"
-            n = max(len(op.targets), 1)
-            failed = False  # more failures than the tolerance: the rest is cancelled
-            failures = 0
-            for i, key in enumerate(op.targets):
-                inst = self.instances.get(key)
-                slot_start = op.start + op.duration * i / n
-                slot_end = op.start + op.duration * (i + 1) / n
-                if failed:
-                    op.results[key] = ("CANCELLED", "Cancelled since failure tolerance has exceeded")
-                    if inst is not None:
-                        inst.status, inst.detailed = "OUTDATED", "CANCELLED"
-                elif now < slot_start:
-                    op.results[key] = ("PENDING", None)
-                elif now < slot_end:
-                    op.results[key] = ("RUNNING", None)
-                    if inst is not None:
-                        inst.detailed = "RUNNING"
-                elif key in op.failures:
-                    op.results[key] = ("FAILED", op.failures[key])
-                    failures += 1
-                    failed = failures > op.tolerance
-                    if inst is not None:
-                        inst.status, inst.detailed, inst.reason = "OUTDATED", "FAILED", op.failures[key]
-                else:
-                    if op.results.get(key, ("",))[0] != "SUCCEEDED" and inst is not None:
-                        self._deploy(inst, op)
-                    op.results[key] = ("SUCCEEDED", None)
+            failed = self._advance_targets(op, now)
             if failed or now >= op.end:
                 op.settled = True
+                # StackSetOperation: FAILED — "If the number of failed stacks within a Region exceeds the
+                # failure tolerance, the status of the operation in the Region is set to FAILED. This in
+                # turn sets the status of the operation as a whole to FAILED"; SUCCEEDED — "completed
+                # creating or updating all the specified stacks without exceeding the failure tolerance".
                 op.status = "FAILED" if failed else "SUCCEEDED"
                 if failed:
                     op.reason = "The Operation failed because the failure tolerance was exceeded"
 
-    def _deploy(self, inst: Instance, op: Operation) -> None:
+    def _advance_targets(self, op: Operation, now: float) -> bool:
+        """Each target's result at `now` (one at a time, evenly over the duration). True once the
+        failure tolerance is exceeded in a region."""
+        n = max(len(op.targets), 1)
+        failures: dict[str, int] = {}
+        exceeded = False
+        for i, key in enumerate(op.targets):
+            inst = self.instances.get(key)
+            slot_start, slot_end = op.start + op.duration * i / n, op.start + op.duration * (i + 1) / n
+            if exceeded:
+                # StackSetOperationPreferences, FailureToleranceCount: "The number of accounts, per
+                # Region, for which this operation can fail before CloudFormation stops the operation
+                # in that Region. If the operation is stopped in a Region, CloudFormation doesn't
+                # attempt the operation in any subsequent Regions." (default 0)
+                op.results[key] = ("CANCELLED", "Cancelled since failure tolerance has exceeded")
+                if inst is not None:
+                    inst.status, inst.detailed = "OUTDATED", "CANCELLED"
+            elif now < slot_start:
+                op.results[key] = ("PENDING", None)
+            elif now < slot_end:
+                op.results[key] = ("RUNNING", None)
+                if inst is not None:
+                    inst.detailed = "RUNNING"
+            elif op.results.get(key, ("",))[0] not in ("SUCCEEDED", "FAILED"):
+                reason = op.failures.get(key) or (self._deploy(inst, op) if inst is not None else None)
+                op.results[key] = ("FAILED", reason) if reason else ("SUCCEEDED", None)
+                if reason and inst is not None:
+                    inst.status, inst.detailed, inst.reason = "OUTDATED", "FAILED", reason
+            if op.results[key][0] == "FAILED":
+                failures[key[1]] = failures.get(key[1], 0) + 1
+                exceeded = exceeded or failures[key[1]] > op.tolerance
+        return exceeded
+
+    def _deploy(self, inst: Instance, op: Operation) -> str | None:
+        """Create or update the instance's stack with the operation's template and the stack set's
+        parameters merged with the instance's overrides; the failure reason, or None."""
+        # UpdateStackInstances: "During stack set updates, any parameters overridden for a stack
+        # instance aren't updated, but retain their overridden value."
+        values = {**op.parameters, **inst.overrides}
+        unknown = sorted(set(values) - declared_parameters(op.template))
+        if unknown:
+            # ParametersNotInTemplate: a stack is validated against its template.
+            return f"Parameters: [{', '.join(unknown)}] do not exist in the template"
         inst.status, inst.detailed, inst.reason = "CURRENT", "SUCCEEDED", None
         inst.deployed_template = op.template
-        inst.deployed_parameters = {**op.parameters, **inst.overrides}
+        inst.deployed_parameters = values
         inst.deployments += 1
+        return None
 
     def _start(self, api: str, action: str, targets: list[tuple[str, str]], kwargs: dict[str, Any],
                mark_outdated: bool = False) -> dict[str, Any]:
@@ -339,11 +417,19 @@ class FakeStackSets:
         start = self.clock()
         if busy:
             if not ss["ManagedExecution"]["Active"]:
+                # UpdateStackSet (Errors): OperationInProgressException — "Another operation is
+                # currently in progress for this stack set. Only one operation can be performed for a
+                # stack set at a given time."
                 raise error("OperationInProgressException",
                             f"Another Operation on StackSet {ss['StackSetId']} is in progress", api, 409)
+            # ManagedExecution: "If there are already running or queued operations, StackSets queues
+            # all incoming operations even if they are non-conflicting"; "After conflicting operations
+            # finish, StackSets starts queued operations in request order."
             start = max(op.end for op in busy)
         op_id = kwargs.get("OperationId") or f"op-{next(self._ids)}"
         if op_id in self.operations:
+            # UpdateStackSet (Errors): OperationIdAlreadyExistsException — "The specified operation ID
+            # already exists."
             raise error("OperationIdAlreadyExistsException", f"operation {op_id} already exists", api, 409)
         failures = {k: self.failures.pop(k) for k in list(self.failures) if k in targets}
         duration = self.durations.pop(0) if self.durations else self.duration
@@ -357,18 +443,34 @@ class FakeStackSets:
         self._advance()
         return {"OperationId": op_id}
 
-    def _targets(self, api: str, kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    def _targets(self, kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+        """The named account/region pairs, region by region (RegionOrder first, as given)."""
         accounts = kwargs.get("Accounts") or kwargs.get("DeploymentTargets", {}).get("Accounts") or []
-        return [(a, r) for a in accounts for r in kwargs.get("Regions", [])]
+        regions = list(kwargs.get("Regions", []))
+        order = [r for r in kwargs.get("OperationPreferences", {}).get("RegionOrder", []) if r in regions]
+        regions = order + [r for r in regions if r not in order]
+        return [(a, r) for r in regions for a in accounts]
 
-    def _check_overrides(self, api: str, overrides: list[dict[str, Any]]) -> dict[str, str]:
+    def _overrides(self, api: str, given: list[dict[str, Any]] | None, previous: dict[str, str]) -> dict[str, str]:
+        """An instance's overrides after a Create/UpdateStackInstances call."""
         assert self.stack_set is not None
-        values = {}
-        for p in overrides:
-            if p["ParameterKey"] not in self.stack_set["Parameters"]:
-                raise error("ValidationError", f"Parameter {p['ParameterKey']} is not in the stack set; "
+        if given is None:
+            # UpdateStackInstances, ParameterOverrides: "To leave all parameters set to their present
+            # values, don't specify this property at all."
+            return dict(previous)
+        values: dict[str, str] = {}
+        for p in given:
+            key = p["ParameterKey"]
+            if key not in self.stack_set["Parameters"]:
+                # UpdateStackInstances: "You can only override the parameter values that are specified
+                # in the stack set; to add or delete a parameter itself, use UpdateStackSet".
+                raise error("ValidationError", f"Parameter {key} is not in the stack set; "
                             "override only parameters the stack set has", api)
-            values[p["ParameterKey"]] = p["ParameterValue"]
+            # "To leave an overridden parameter set to its present value, include the parameter and
+            # specify UsePreviousValue as true."
+            values[key] = previous[key] if p.get("UsePreviousValue") else p["ParameterValue"]
+        # "To set an overridden parameter back to the value specified in the stack set, specify a
+        # parameter list but don't include the parameter in the list."
         return values
 
     def _template(self, kwargs: dict[str, Any]) -> str:
@@ -384,7 +486,7 @@ class FakeStackSets:
 
     def describe_stack_set(self, **kw: Any) -> dict[str, Any]:
         self._call("DescribeStackSet", kw)
-        ss = self._need_stack_set("DescribeStackSet", kw["StackSetName"])
+        ss = self._need_stack_set("DescribeStackSet", kw)
         return {"StackSet": {
             "StackSetName": ss["StackSetName"], "StackSetId": ss["StackSetId"], "Status": "ACTIVE",
             "TemplateBody": ss["TemplateBody"],
@@ -394,61 +496,87 @@ class FakeStackSets:
 
     def create_stack_set(self, **kw: Any) -> dict[str, Any]:
         self._call("CreateStackSet", kw)
+        if not self._as_delegated_admin(kw):
+            self.created_as_self.append(kw)  # a stack set of the caller's own account, not the estate's
+            return {"StackSetId": f"{kw['StackSetName']}:created-as-self"}
         if self.stack_set is not None:
             raise error("NameAlreadyExistsException", "exists", "CreateStackSet", 409)
+        template = self._template(kw)
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in kw.get("Parameters", [])}
+        self._check_declared("CreateStackSet", parameters, template)
         self.stack_set = {
             "StackSetName": kw["StackSetName"], "StackSetId": f"{kw['StackSetName']}:fake",
-            "TemplateBody": self._template(kw),
-            "Parameters": {p["ParameterKey"]: p["ParameterValue"] for p in kw.get("Parameters", [])},
+            "TemplateBody": template, "Parameters": parameters,
             "PermissionModel": kw.get("PermissionModel", "SELF_MANAGED"),
             "ManagedExecution": dict(kw.get("ManagedExecution", {"Active": False})),
             "create_kwargs": kw,
         }
         return {"StackSetId": self.stack_set["StackSetId"]}
 
+    @staticmethod
+    def _check_declared(api: str, parameters: dict[str, str], template: str) -> None:
+        unknown = sorted(set(parameters) - declared_parameters(template))
+        if unknown:  # ParametersNotInTemplate
+            raise error("ValidationError", f"Parameters: [{', '.join(unknown)}] do not exist in the template", api)
+
     def update_stack_set(self, **kw: Any) -> dict[str, Any]:
         self._call("UpdateStackSet", kw)
-        ss = self._need_stack_set("UpdateStackSet", kw["StackSetName"])
-        targets = self._targets("UpdateStackSet", kw)
-        if not targets and (kw.get("Accounts") or kw.get("Regions")):
+        ss = self._need_stack_set("UpdateStackSet", kw)
+        if bool(kw.get("Accounts")) != bool(kw.get("Regions")) and not kw.get("DeploymentTargets"):
+            # UpdateStackSet, Accounts: "If you specify accounts, you must also specify the AWS Regions
+            # in which to update stack set instances."
             raise error("ValidationError", "Accounts and Regions go together", "UpdateStackSet")
+        targets = self._targets(kw)
         if not kw.get("Accounts") and not kw.get("DeploymentTargets"):
-            targets = list(self.instances)  # no accounts: every instance
+            # "To update all the stack instances associated with this stack set, don't specify the
+            # Accounts or Regions properties."
+            targets = list(self.instances)
         for key in targets:
             if key not in self.instances:
+                # UpdateStackSet (Errors): StackInstanceNotFoundException — "The specified stack instance
+                # doesn't exist."
                 raise error("StackInstanceNotFoundException", "The specified stack instance doesn't exist.",
                             "UpdateStackSet", 404)
         if self._busy() and not ss["ManagedExecution"]["Active"]:
             raise error("OperationInProgressException", "Another Operation is in progress", "UpdateStackSet", 409)
-        new_template = "TemplateBody" in kw or "TemplateURL" in kw
-        values: dict[str, str] = {}
-        changed_params = False
-        for p in kw.get("Parameters", []):
-            if p.get("UsePreviousValue"):
-                values[p["ParameterKey"]] = ss["Parameters"][p["ParameterKey"]]
-            else:
-                values[p["ParameterKey"]] = p["ParameterValue"]
-                changed_params = True
-        if new_template:
-            ss["TemplateBody"] = self._template(kw)
+        template = self._template(kw) if "TemplateBody" in kw or "TemplateURL" in kw else ss["TemplateBody"]
+        values = dict(ss["Parameters"])
         if "Parameters" in kw:
-            ss["Parameters"] = values
+            values = {p["ParameterKey"]: ss["Parameters"][p["ParameterKey"]] if p.get("UsePreviousValue")
+                      else p["ParameterValue"] for p in kw["Parameters"]}
+        self._check_declared("UpdateStackSet", values, template)
+        # "Even if the stack set operation created by updating the stack set fails ..., the stack set
+        # is updated with your changes. Subsequent CreateStackInstances calls on the specified stack
+        # set use the updated stack set."
+        ss["TemplateBody"], ss["Parameters"] = template, values
         if "ManagedExecution" in kw:
             ss["ManagedExecution"] = dict(kw["ManagedExecution"])
-        if new_template or changed_params:
+        marks = "TemplateBody" in kw or "TemplateURL" in kw or "Parameters" in kw
+        if marks:
+            # Accounts: "If the stack set update includes changes to the template (that is, if the
+            # TemplateBody or TemplateURL properties are specified), or the Parameters property,
+            # CloudFormation marks all stack instances with a status of OUTDATED prior to updating the
+            # stack instances in the specified accounts and AWS Regions." (Otherwise "leaving all other
+            # stack instances with their existing stack instance status".)
             for inst in self.instances.values():
-                inst.status = "OUTDATED"  # AWS marks every instance OUTDATED, then updates those named
-        return self._start("UpdateStackSet", "UPDATE", targets, kw, new_template or changed_params)
+                if inst.status != "INOPERABLE":
+                    inst.status = "OUTDATED"
+        # StackInstanceComprehensiveStatus, INOPERABLE: "Stacks in this state are excluded from
+        # further UpdateStackSet operations."
+        targets = [k for k in targets if self.instances[k].status != "INOPERABLE"]
+        return self._start("UpdateStackSet", "UPDATE", targets, kw, marks)
 
     def create_stack_instances(self, **kw: Any) -> dict[str, Any]:
         self._call("CreateStackInstances", kw)
-        self._need_stack_set("CreateStackInstances", kw["StackSetName"])
-        overrides = self._check_overrides("CreateStackInstances", kw.get("ParameterOverrides", []))
-        targets = self._targets("CreateStackInstances", kw)
-        if self._busy() and not self.stack_set["ManagedExecution"]["Active"]:  # type: ignore[index]
+        ss = self._need_stack_set("CreateStackInstances", kw)
+        overrides = self._overrides("CreateStackInstances", kw.get("ParameterOverrides"), {})
+        targets = self._targets(kw)
+        if self._busy() and not ss["ManagedExecution"]["Active"]:
             raise error("OperationInProgressException", "Another Operation is in progress",
                         "CreateStackInstances", 409)
         for key in targets:
+            # The new stack gets the stack set's current template (UpdateStackSet: "Subsequent
+            # CreateStackInstances calls on the specified stack set use the updated stack set").
             if key not in self.instances:
                 self.instances[key] = Instance(*key, overrides=dict(overrides))
             else:
@@ -457,25 +585,46 @@ class FakeStackSets:
 
     def update_stack_instances(self, **kw: Any) -> dict[str, Any]:
         self._call("UpdateStackInstances", kw)
-        self._need_stack_set("UpdateStackInstances", kw["StackSetName"])
-        targets = self._targets("UpdateStackInstances", kw)
+        ss = self._need_stack_set("UpdateStackInstances", kw)
+        targets = self._targets(kw)
         for key in targets:
             if key not in self.instances:
+                # "You can only update stack instances in AWS Regions and accounts where they already
+                # exist; to create additional stack instances, use CreateStackInstances."
                 raise error("StackInstanceNotFoundException", "The specified stack instance doesn't exist.",
                             "UpdateStackInstances", 404)
-        overrides = self._check_overrides("UpdateStackInstances", kw.get("ParameterOverrides", []))
-        if self._busy() and not self.stack_set["ManagedExecution"]["Active"]:  # type: ignore[index]
+        new = {k: self._overrides("UpdateStackInstances", kw.get("ParameterOverrides"), self.instances[k].overrides)
+               for k in targets}
+        for key in targets:
+            self._check_new_overrides(self.instances[key], new[key])
+        if self._busy() and not ss["ManagedExecution"]["Active"]:
             raise error("OperationInProgressException", "Another Operation is in progress",
                         "UpdateStackInstances", 409)
         for key in targets:
-            # The list is the instance's complete override set: a parameter left out takes the
-            # stack set's value (UpdateStackInstances, ParameterOverrides).
-            self.instances[key].overrides = dict(overrides)
+            self.instances[key].overrides = new[key]
+        # The operation deploys the stack set's current template to the named instances only
+        # (StackInstancesAction: it "creates new stack instances or updates outdated stack instances.
+        # An instance becomes outdated when a stack set is updated, but not all instances within it
+        # are updated.").
         return self._start("UpdateStackInstances", "UPDATE", targets, kw)
+
+    @staticmethod
+    def _check_new_overrides(inst: Instance, overrides: dict[str, str]) -> None:
+        # UpdateStackInstances: "If you add a parameter to a template, before you can override the
+        # parameter value specified in the stack set you must first use UpdateStackSet to update all
+        # stack instances with the updated template ... Once a stack instance has been updated with
+        # the new parameter, you can then override the parameter value using UpdateStackInstances."
+        if inst.deployed_template is None:
+            return  # no stack yet: the operation creates it from the current template
+        fresh = set(overrides) - set(inst.overrides) - declared_parameters(inst.deployed_template)
+        if fresh:
+            raise error("ValidationError", f"Parameters {sorted(fresh)} are not yet in the template of the stack "
+                        f"instance {inst.account}/{inst.region}; update it with the new template first",
+                        "UpdateStackInstances")
 
     def list_stack_instances(self, **kw: Any) -> dict[str, Any]:
         self._call("ListStackInstances", kw)
-        self._need_stack_set("ListStackInstances", kw["StackSetName"])
+        self._need_stack_set("ListStackInstances", kw)
         rows = [{"Account": i.account, "Region": i.region, "Status": i.status,
                  "StackInstanceStatus": {"DetailedStatus": i.detailed},
                  **({"StatusReason": i.reason} if i.reason else {})} for i in self.instances.values()]
@@ -488,6 +637,7 @@ class FakeStackSets:
 
     def describe_stack_instance(self, **kw: Any) -> dict[str, Any]:
         self._call("DescribeStackInstance", kw)
+        self._need_stack_set("DescribeStackInstance", kw)
         key = (kw["StackInstanceAccount"], kw["StackInstanceRegion"])
         inst = self.instances.get(key)
         if inst is None:
@@ -500,6 +650,7 @@ class FakeStackSets:
 
     def describe_stack_set_operation(self, **kw: Any) -> dict[str, Any]:
         self._call("DescribeStackSetOperation", kw)
+        self._need_stack_set("DescribeStackSetOperation", kw)
         op = self.operations.get(kw["OperationId"])
         if op is None:
             raise error("OperationNotFoundException", "not found", "DescribeStackSetOperation", 404)
@@ -510,6 +661,7 @@ class FakeStackSets:
 
     def list_stack_set_operation_results(self, **kw: Any) -> dict[str, Any]:
         self._call("ListStackSetOperationResults", kw)
+        self._need_stack_set("ListStackSetOperationResults", kw)
         op = self.operations[kw["OperationId"]]
         rows = []
         for (account, region), (status, reason) in op.results.items():
@@ -521,7 +673,7 @@ class FakeStackSets:
 
     def list_stack_set_operations(self, **kw: Any) -> dict[str, Any]:
         self._call("ListStackSetOperations", kw)
-        self._need_stack_set("ListStackSetOperations", kw["StackSetName"])
+        self._need_stack_set("ListStackSetOperations", kw)
         return {"Summaries": [{"OperationId": op.id, "Action": op.action, "Status": op.status}
                               for op in reversed(list(self.operations.values()))]}
 
@@ -535,6 +687,11 @@ class FakeStackSets:
                                            self.stack_set["TemplateBody"], dict(self.stack_set["Parameters"]))
         self._advance()
         return op_id
+
+    def set_instance_state(self, key: tuple[str, str], status: str, detailed: str, reason: str | None = None) -> None:
+        """Put an instance in a state replctl never causes itself (a failed delete, a suspended account)."""
+        inst = self.instances[key]
+        inst.status, inst.detailed, inst.reason = status, detailed, reason
 
 
 # --------------------------------------------------------------------------- S3 and CloudWatch

@@ -356,7 +356,8 @@ def test_every_rollout_api_was_throttled_and_retried(estate: Estate) -> None:
 
 
 def test_throttled_template_update_brings_every_environment_forward(estate: Estate) -> None:
-    # A second rollout (template change): UpdateStackSet for dev, then brought forward, all throttled.
+    # A second rollout (template change): UpdateStackSet for dev, then staging and prod brought
+    # forward with UpdateStackInstances, all throttled.
     assert estate.deploy().exit_code == 0
     write_estate(estate.path.parent, template=(estate.path.parent / "t.yaml").read_text().replace(
         "Default: replctl\n", "Default: replctl2\n"))
@@ -366,10 +367,12 @@ def test_throttled_template_update_brings_every_environment_forward(estate: Esta
     result = estate.deploy()
     assert result.exit_code == 0, result.output
     assert [f.method for f in estate.faults if f.fired == 2] == [
-        "update_stack_set", "describe_stack_set_operation", "list_stack_set_operation_results", "list_stack_instances",
-        "describe_alarms"]
-    assert [kw["Accounts"] for kw in estate.world.cfn.calls_to("UpdateStackSet")] == [[DEV], [STAGING], [PROD]]
+        "update_stack_set", "update_stack_instances", "describe_stack_set_operation", "list_stack_set_operation_results",
+        "list_stack_instances", "describe_alarms"]
+    # The two throttled attempts never reached the service; the one that did names dev only.
+    assert [kw["Accounts"] for kw in estate.world.cfn.calls_to("UpdateStackSet")] == [[DEV]]
     assert {i.deployed_template.count("replctl2") for i in estate.world.cfn.instances.values()} == {1}
+    assert {i.status for i in estate.world.cfn.instances.values()} == {"CURRENT"}
 
 
 def test_stopped_operation_names_the_operation_and_its_reason(estate: Estate) -> None:

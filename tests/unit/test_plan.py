@@ -37,6 +37,8 @@ from replctl.plan import (
     desired_parameters,
     groups,
     params,
+    step_action,
+    template_url,
 )
 from replctl.statuses import DetailedStatus, InstanceStatus
 from replctl.templates import Template, load_template
@@ -171,11 +173,16 @@ def test_template_change_updates_dev_then_brings_the_others_forward(estate) -> N
     old = TEMPLATE.replace("Default: replctl\n", "Default: replctl-old\n")
     plan = decide(config, template, ARTIFACTS, current(template, stack_set=StackSetState(
         old, STACK_SET_PARAMS, False, "SELF_MANAGED")))
+    # UpdateStackSet once, in the first wave; later environments are brought forward with
+    # UpdateStackInstances and their complete override list (UpdateStackSet would mark every other
+    # instance OUTDATED again).
     assert waves(plan) == [
         ("dev", "rollout", (UpdateStackSet("dev", (DEV,), (REGION,)),)),
-        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,)),)),
-        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,)),)),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(FINAL[STAGING])),)),
+        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD])),)),
     ]
+    assert [step_action(s) for w in plan.waves for s in w.steps] == [
+        "UpdateStackSet", "UpdateStackInstances", "UpdateStackInstances"]
     assert plan.preparation == ()
     assert "-    Default: replctl-old\n+    Default: replctl\n" in plan.template_diff
     assert [r.action for r in plan.instances] == ["update", "bring forward", "bring forward"]
@@ -192,8 +199,8 @@ def test_new_artifact_changes_stack_set_parameters(estate) -> None:
     assert plan.parameter_changes == (
         ParameterChange("stack set", "StreamProcessorCodeKey", KEYS["stream_processor"], new_key),)
     assert [w.steps[0] for w in plan.waves] == [UpdateStackSet("dev", (DEV,), (REGION,)),
-                                                BringForward("staging", (STAGING,), (REGION,)),
-                                                BringForward("prod", (PROD,), (REGION,))]
+                                                BringForward("staging", (STAGING,), (REGION,), params(FINAL[STAGING])),
+                                                BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD]))]
 
 
 def test_resume_after_staging_failed_skips_dev(estate) -> None:
@@ -207,8 +214,8 @@ def test_resume_after_staging_failed_skips_dev(estate) -> None:
     plan = decide(config, template, ARTIFACTS, obs)
     assert waves(plan) == [
         ("dev", "rollout", ()),
-        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,)),)),
-        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,)),)),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(FINAL[STAGING])),)),
+        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD])),)),
     ]
     assert plan.instances[1] == InstanceRow("staging", STAGING, REGION, "OUTDATED/FAILED", "bring forward",
                                             "Resource handler returned message: boom")
@@ -241,24 +248,29 @@ def test_targets_stay_on_while_downstream_is_being_updated(estate) -> None:
     obs = current(template, instances=(instance(DEV), instance(STAGING), instance(PROD, "OUTDATED", "SUCCEEDED")))
     plan = decide(config, template, ARTIFACTS, obs)
     assert waves(plan) == [("dev", "rollout", ()), ("staging", "rollout", ()),
-                           ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,)),))]
+                           ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD])),))]
 
 
-def test_added_parameter_reaches_the_stack_set_before_it_is_overridden(estate) -> None:
-    """LogRetentionDays is new in the template: UpdateStackSet first, then the override."""
+def test_added_parameter_reaches_each_instance_before_it_is_overridden(estate) -> None:
+    """LogRetentionDays is new in the template. dev: UpdateStackSet first, then the override.
+    Later environments: brought forward without it, then overridden ("Once a stack instance has
+    been updated with the new parameter, you can then override the parameter value")."""
     config, template = estate
+    old_template = TEMPLATE.replace("  LogRetentionDays:\n    Type: Number\n    Default: 90\n", "").replace(
+        ",logs=${LogRetentionDays}", "")
     old_params = params({k: v for k, v in STACK_SET_PARAMS if k != "LogRetentionDays"})
     without = {a: {k: v for k, v in FINAL[a].items() if k != "LogRetentionDays"} for a in FINAL}
-    obs = current(template, stack_set=StackSetState("old template", old_params, False, "SELF_MANAGED"),
+    obs = current(template, stack_set=StackSetState(old_template, old_params, False, "SELF_MANAGED"),
                   instances=tuple(instance(a, overrides=without[a]) for a in (DEV, STAGING, PROD)))
     plan = decide(config, template, ARTIFACTS, obs)
+    new = "override parameters the new template adds"
     assert waves(plan) == [
         ("dev", "rollout", (UpdateStackSet("dev", (DEV,), (REGION,)),
                             UpdateOverrides("dev", (DEV,), (REGION,), params(FINAL[DEV])))),
-        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,)),
-                                UpdateOverrides("staging", (STAGING,), (REGION,), params(FINAL[STAGING])))),
-        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,)),
-                             UpdateOverrides("prod", (PROD,), (REGION,), params(FINAL[PROD])))),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(without[STAGING])),
+                                UpdateOverrides("staging", (STAGING,), (REGION,), params(FINAL[STAGING]), new))),
+        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(without[PROD])),
+                             UpdateOverrides("prod", (PROD,), (REGION,), params(FINAL[PROD]), new))),
     ]
     assert ParameterChange("stack set", "LogRetentionDays", None, "90") in plan.parameter_changes
     assert ParameterChange("staging", "LogRetentionDays", None, "90") in plan.parameter_changes
@@ -298,13 +310,19 @@ def test_stack_set_without_any_instance_is_updated_unrestricted(estate) -> None:
                                    CreateInstances("dev", (DEV,), (REGION,), first_rollout_overrides(DEV)))
 
 
-def test_managed_execution_change_rides_on_a_bring_forward(estate) -> None:
+def test_managed_execution_change_is_a_stack_set_change_rolled_out_in_order(estate) -> None:
+    """Only UpdateStackSet changes ManagedExecution, and it marks every instance OUTDATED: so it
+    goes like a template change — dev first, then the others brought forward."""
     config, template = estate
     obs = current(template, stack_set=StackSetState(template.text, STACK_SET_PARAMS, True, "SELF_MANAGED"))
     plan = decide(config, template, ARTIFACTS, obs)
-    assert waves(plan) == [("dev", "rollout", (BringForward("dev", (DEV,), (REGION,)),)),
-                           ("staging", "rollout", ()), ("prod", "rollout", ())]
+    assert waves(plan) == [
+        ("dev", "rollout", (UpdateStackSet("dev", (DEV,), (REGION,)),)),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(FINAL[STAGING])),)),
+        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD])),)),
+    ]
     assert plan.managed_execution == (True, False)
+    assert plan.template_diff == "" and plan.parameter_changes == ()
 
 
 def test_large_template_goes_through_s3(tmp_path: Path) -> None:
@@ -409,3 +427,80 @@ def test_no_reader_grant_without_new_instances(estate) -> None:
     new_code = tuple(replace(a, sha256="cd" * 32, key=a.key.replace("abab", "cdcd")) for a in ARTIFACTS)
     plan = decide(config, template, new_code, current(template))
     assert not any(isinstance(s, GrantArtifactReaders) for s in plan.preparation)
+
+
+# --------------------------------------------------------------------------- rollout semantics
+
+
+def test_override_of_a_dropped_parameter_leaves_later_instances_with_the_bring_forward(estate) -> None:
+    """staging and prod override Legacy, which the new template drops. Their bring-forward is one
+    UpdateStackInstances whose complete override list has no Legacy: the override is gone in the
+    same operation that brings the template (an UpdateStackInstances after it would come too late:
+    the stack update fails with "Parameters: [Legacy] do not exist in the template")."""
+    config, template = estate
+    old_template = TEMPLATE.replace("Parameters:\n", "Parameters:\n  Legacy:\n    Type: String\n", 1)
+    old_params = params({**dict(STACK_SET_PARAMS), "Legacy": "x"})
+    obs = current(template, stack_set=StackSetState(old_template, old_params, False, "SELF_MANAGED"),
+                  instances=tuple(instance(a, overrides={**FINAL[a], "Legacy": a}) for a in (DEV, STAGING, PROD)))
+    plan = decide(config, template, ARTIFACTS, obs)
+    assert waves(plan) == [
+        ("dev", "rollout", (UpdateOverrides("dev", (DEV,), (REGION,), params(FINAL[DEV]),
+                                            "drop overrides of removed parameters"),
+                            UpdateStackSet("dev", (DEV,), (REGION,)))),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(FINAL[STAGING])),)),
+        ("prod", "rollout", (BringForward("prod", (PROD,), (REGION,), params(FINAL[PROD])),)),
+    ]
+
+
+def test_resuming_an_outdated_instance_waits_with_new_overrides(estate) -> None:
+    """The stack set already changed (an earlier run stopped after dev): which template the
+    OUTDATED staging stack runs is unknown, so a newly overridden parameter waits for the bring-forward."""
+    config, template = estate
+    without = {k: v for k, v in FINAL[STAGING].items() if k != "LogRetentionDays"}
+    obs = current(template, instances=(instance(DEV), instance(STAGING, "OUTDATED", "SUCCEEDED", overrides=without),
+                                       instance(PROD)))
+    plan = decide(config, template, ARTIFACTS, obs)
+    assert waves(plan) == [
+        ("dev", "rollout", ()),
+        ("staging", "rollout", (BringForward("staging", (STAGING,), (REGION,), params(without)),
+                                UpdateOverrides("staging", (STAGING,), (REGION,), params(FINAL[STAGING]),
+                                                "override parameters the new template adds"))),
+        ("prod", "rollout", ()),
+    ]
+
+
+@pytest.mark.parametrize(("status", "detailed", "remedy"), [
+    ("INOPERABLE", "INOPERABLE", f"aws cloudformation delete-stack-instances --stack-set-name replctl-replication "
+                                 f"--accounts {STAGING} --regions {REGION} --retain-stacks --call-as SELF"),
+    ("OUTDATED", "SKIPPED_SUSPENDED_ACCOUNT", f"Reopen the account, then let StackSets reach it again: aws "
+                                              f"cloudformation update-stack-instances --stack-set-name "
+                                              f"replctl-replication --accounts {STAGING} --regions {REGION}"),
+    ("INOPERABLE", "FAILED_IMPORT", "retry the import (aws cloudformation import-stacks-to-stack-set)"),
+])
+def test_an_instance_aws_does_not_update_is_refused_with_its_remedy(estate, status, detailed, remedy) -> None:
+    config, template = estate
+    obs = current(template, instances=(instance(DEV), instance(STAGING, status, detailed), instance(PROD)))
+    with pytest.raises(Refused) as info:
+        decide(config, template, ARTIFACTS, obs)
+    assert info.value.exit_code == 9
+    assert info.value.message.startswith(f"refusing to deploy: AWS does not update these stack instances:\n"
+                                         f"  staging {STAGING} {REGION}: {status}/{detailed} — ")
+    assert remedy in info.value.message
+    assert DEV not in info.value.message and PROD not in info.value.message
+    # Not in the selected environment: that environment's deploy goes ahead.
+    assert decide(config, template, ARTIFACTS, obs, only="dev").waves == (Wave("dev", "rollout"),)
+
+
+def test_template_url_host_follows_the_partition() -> None:
+    assert template_url("b", "us-east-1", "k") == "https://b.s3.us-east-1.amazonaws.com/k"
+    assert template_url("b", "cn-north-1", "k") == "https://b.s3.cn-north-1.amazonaws.com.cn/k"
+    assert template_url("b", "us-gov-west-1", "k") == "https://b.s3.us-gov-west-1.amazonaws.com/k"
+
+
+def test_large_template_in_china_is_read_from_the_china_partition(tmp_path: Path) -> None:
+    big = TEMPLATE.replace("Description: Small", "Description: Small" + " padding" * 7000)
+    text = CONFIG.replace("us-east-1", "cn-north-1")
+    config = load_config(write_estate(tmp_path, config=text, template=big))
+    plan = decide(config, load_template(config.stackset.template), ARTIFACTS, Observed(stack_set=None))
+    bucket = f"replctl-artifacts-{ADMIN}-cn-north-1"
+    assert plan.template_url.startswith(f"https://{bucket}.s3.cn-north-1.amazonaws.com.cn/replctl/templates/")

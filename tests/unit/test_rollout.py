@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from replctl.aws import is_mutating
 from replctl.config import Config, load_config
-from replctl.errors import AwsAccessError, DeployError, WaitTimeout
+from replctl.errors import AwsAccessError, DeployError, Refused, WaitTimeout
 from replctl.plan import BringForward, CreateInstances, build_plan, params
 from replctl.rollout import RolloutLog, apply, attach
 from tests.unit.fake_stacksets import (
@@ -125,10 +126,12 @@ def test_staging_failure_stops_before_prod_and_a_rerun_resumes_at_staging(estate
     # The cause is fixed (the scripted failure is used up); re-run from what AWS reports.
     since = len(estate.world.cfn.calls)
     plan = estate.plan()
-    assert [w.steps for w in plan.waves][:2] == [(), (BringForward("staging", (STAGING,), (REGION,)),)]
+    staging_now = params({"Environment": "staging", "LogRetentionDays": "90", "ReplicateToProd": "false",
+                          "ReplicateToStaging": "false"})
+    assert [w.steps for w in plan.waves][:2] == [(), (BringForward("staging", (STAGING,), (REGION,), staging_now),)]
     estate.apply(plan)
     assert estate.instance_calls(since) == [
-        ("UpdateStackSet", (STAGING,)), ("CreateStackInstances", (PROD,)),
+        ("UpdateStackInstances", (STAGING,)), ("CreateStackInstances", (PROD,)),
         ("UpdateStackInstances", (DEV,)), ("UpdateStackInstances", (STAGING,)),
     ]
     dev = estate.world.cfn.instances[(DEV, REGION)]
@@ -254,17 +257,30 @@ def test_large_template_is_uploaded_and_sent_by_url(tmp_path: Path) -> None:
 
 def test_template_change_updates_dev_first_then_brings_forward(estate: Estate) -> None:
     estate.apply()
-    write_estate(estate.config.path.parent, template=TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n"))
+    new = TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n")
+    write_estate(estate.config.path.parent, template=new)
     since = len(estate.world.cfn.calls)
+    statuses: list[dict[str, str]] = []
+    cfn = estate.world.cfn
+    estate.reporter.finished = lambda outcome: statuses.append({k[0]: i.status for k, i in cfn.instances.items()})
     estate.apply()
-    assert estate.instance_calls(since) == [("UpdateStackSet", (DEV,)), ("UpdateStackSet", (STAGING,)),
-                                            ("UpdateStackSet", (PROD,))]
-    first, later = estate.world.cfn.calls_to("UpdateStackSet")[-3], estate.world.cfn.calls_to("UpdateStackSet")[-1]
-    assert "TemplateBody" in first and "UsePreviousTemplate" not in first
-    assert later["UsePreviousTemplate"] is True and all(p["UsePreviousValue"] for p in later["Parameters"])
-    assert {i.status for i in estate.world.cfn.instances.values()} == {"CURRENT"}
-    assert {i.deployed_template for i in estate.world.cfn.instances.values()} == {
-        TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n")}
+    assert estate.instance_calls(since) == [("UpdateStackSet", (DEV,)), ("UpdateStackInstances", (STAGING,)),
+                                            ("UpdateStackInstances", (PROD,))]
+    first = cfn.calls_to("UpdateStackSet")[-1]
+    assert first["TemplateBody"] == new and "UsePreviousTemplate" not in first
+    later = cfn.calls_to("UpdateStackInstances")[-1]
+    assert later["ParameterOverrides"] == [{"ParameterKey": k, "ParameterValue": v} for k, v in params(
+        {"Environment": "prod", "LogRetentionDays": "365", "ReplicateToProd": "false", "ReplicateToStaging": "false"})]
+    # Bringing staging forward leaves dev CURRENT (an UpdateStackSet would have marked it OUTDATED again).
+    assert statuses == [{DEV: "CURRENT", STAGING: "OUTDATED", PROD: "OUTDATED"},
+                        {DEV: "CURRENT", STAGING: "CURRENT", PROD: "OUTDATED"},
+                        {DEV: "CURRENT", STAGING: "CURRENT", PROD: "CURRENT"}]
+    assert {i.deployed_template for i in cfn.instances.values()} == {new}
+    before = len(cfn.calls)
+    again = estate.plan()
+    assert not again.changes
+    estate.apply(again)
+    assert [api for api, _ in cfn.calls[before:] if is_mutating(api)] == []
 
 
 def test_service_managed_targets_accounts_within_the_ou(tmp_path: Path) -> None:
@@ -291,3 +307,65 @@ def test_throttled_start_is_retried_with_the_same_operation_id(estate: Estate) -
     assert [t["Accounts"] for t in tries] == [[DEV], [DEV], [DEV]]
     assert len({t["OperationId"] for t in tries}) == 1
     assert len(estate.world.cfn.operations) == 5
+
+
+# A template whose LogRetentionDays parameter is renamed LogRetention: one parameter dropped, one
+# added, both overridden by every environment.
+RENAMED = TEMPLATE.replace("  LogRetentionDays:\n", "  LogRetention:\n").replace("${LogRetentionDays}", "${LogRetention}")
+
+
+def test_two_wave_update_with_a_changed_parameter_converges(estate: Estate) -> None:
+    """The template renames an overridden parameter. dev: its override of the dropped one goes
+    before the UpdateStackSet, the new one after. staging and prod: brought forward with
+    UpdateStackInstances (dropped override gone, new one not yet), then overridden. Every
+    instance ends CURRENT with its own values, and a second deploy changes nothing."""
+    estate.apply()
+    cfn = estate.world.cfn
+    write_estate(estate.config.path.parent, template=RENAMED,
+                 config=CONFIG.replace("LogRetentionDays:", "LogRetention:"))
+    estate.config = load_config(estate.config.path)
+    since = len(cfn.calls)
+    log = estate.apply()
+    assert estate.instance_calls(since) == [
+        ("UpdateStackInstances", (DEV,)), ("UpdateStackSet", (DEV,)), ("UpdateStackInstances", (DEV,)),
+        ("UpdateStackInstances", (STAGING,)), ("UpdateStackInstances", (STAGING,)),
+        ("UpdateStackInstances", (PROD,)), ("UpdateStackInstances", (PROD,)),
+    ]
+    assert [o.status.value for o in log.operations] == ["SUCCEEDED"] * 7
+    for account, retention in ((DEV, "30"), (STAGING, "90"), (PROD, "365")):
+        inst = cfn.instances[(account, REGION)]
+        assert (inst.status, inst.detailed) == ("CURRENT", "SUCCEEDED")
+        assert inst.deployed_template == RENAMED
+        assert inst.deployed_parameters["LogRetention"] == retention and "LogRetentionDays" not in inst.deployed_parameters
+    before = len(cfn.calls)
+    again = estate.plan()
+    assert not again.changes
+    estate.apply(again)
+    assert [api for api, _ in cfn.calls[before:] if is_mutating(api)] == []
+
+
+def test_a_delegated_administrator_calls_as_one_everywhere(tmp_path: Path) -> None:
+    text = CONFIG.replace("  managed_execution: false\n", "  managed_execution: false\n  permission_model: SERVICE_MANAGED\n"
+                          "  call_as: DELEGATED_ADMIN\n")
+    for env, ou in (("dev", "ou-ab12-devdev01"), ("staging", "ou-ab12-stgstg01"), ("prod", "ou-ab12-prdprd01")):
+        text = text.replace(f"    ssm_path: /app/{env}/config\n",
+                            f"    ssm_path: /app/{env}/config\n    organizational_unit_id: {ou}\n")
+    estate = Estate(tmp_path, text)
+    estate.world.cfn.delegated_admin = True
+    estate.apply()
+    cfn = estate.world.cfn
+    assert cfn.created_as_self == []
+    assert {kw.get("CallAs") for _, kw in cfn.calls} == {"DELEGATED_ADMIN"}
+    assert {i.status for i in cfn.instances.values()} == {"CURRENT"} and len(cfn.instances) == 3
+    assert not estate.plan().changes
+
+
+def test_an_inoperable_instance_stops_the_deploy_before_any_change(estate: Estate) -> None:
+    estate.apply()
+    cfn = estate.world.cfn
+    cfn.set_instance_state((PROD, REGION), "INOPERABLE", "INOPERABLE")
+    write_estate(estate.config.path.parent, template=TEMPLATE.replace("Default: replctl\n", "Default: replctl2\n"))
+    before = len(cfn.calls)
+    with pytest.raises(Refused, match="--retain-stacks"):
+        estate.plan()
+    assert [api for api, _ in cfn.calls[before:] if is_mutating(api)] == []

@@ -11,6 +11,7 @@ from replctl.statuses import (
     OperationStatus,
     ResultStatus,
     StackSetStatus,
+    excluded_from_updates,
     instance_ok,
     parse,
 )
@@ -51,3 +52,18 @@ def test_instance_ok_needs_current_and_succeeded() -> None:
     assert not instance_ok(InstanceStatus.CURRENT, DetailedStatus.RUNNING)
     assert not instance_ok(InstanceStatus.OUTDATED, DetailedStatus.SUCCEEDED)
     assert not instance_ok(InstanceStatus.OUTDATED, DetailedStatus.FAILED)
+
+
+@pytest.mark.parametrize(("status", "detailed", "excluded"), [
+    ("INOPERABLE", "INOPERABLE", DetailedStatus.INOPERABLE),
+    ("INOPERABLE", None, DetailedStatus.INOPERABLE),  # an endpoint that omits the detailed status
+    ("INOPERABLE", "FAILED_IMPORT", DetailedStatus.FAILED_IMPORT),  # "can be returned here when ... a failed import"
+    ("OUTDATED", "SKIPPED_SUSPENDED_ACCOUNT", DetailedStatus.SKIPPED_SUSPENDED_ACCOUNT),
+    ("OUTDATED", "FAILED", None),
+    ("OUTDATED", "CANCELLED", None),
+    ("CURRENT", "SUCCEEDED", None),
+])
+def test_which_states_keep_operations_from_an_instance(status: str, detailed: str | None,
+                                                        excluded: DetailedStatus | None) -> None:
+    got = excluded_from_updates(InstanceStatus(status), DetailedStatus(detailed) if detailed else None)
+    assert got is excluded
