@@ -87,6 +87,18 @@ class FakeContext:
         return self._remaining_ms
 
 
+class ClockContext(FakeContext):
+    """A Lambda context whose remaining time runs down with a (fake) clock."""
+
+    def __init__(self, clock: Any, seconds: float, name: str = "replctl-test") -> None:
+        super().__init__(name)
+        self._clock = clock
+        self._deadline = clock() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - self._clock()) * 1000))
+
+
 environment = environ  # the sandbox's: set variables for a block, then restore them
 
 
@@ -110,6 +122,18 @@ def metric_values(text: str, name: str) -> list[tuple[dict[str, str], float]]:
         dims = {d: doc[d] for d in directive["Dimensions"][0]}
         value = doc[name]
         found.append((dims, float(sum(value) if isinstance(value, list) else value)))
+    return found
+
+
+def metric_series(text: str, name: str) -> list[tuple[dict[str, str], list[float]]]:
+    """(dimensions, every value) of each EMF document carrying `name`, in the order written."""
+    found = []
+    for doc in emf_lines(text):
+        if name in doc:
+            directive = doc["_aws"]["CloudWatchMetrics"][0]
+            value = doc[name]
+            found.append(({d: doc[d] for d in directive["Dimensions"][0]},
+                          [float(v) for v in (value if isinstance(value, list) else [value])]))
     return found
 
 
