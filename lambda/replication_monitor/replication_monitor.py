@@ -259,11 +259,12 @@ def run_schedule(
     *,
     context: Any = None,
     clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     poll_seconds: float | None = None,
     reconcile: bool = True,
 ) -> dict[str, Any]:
     """Heartbeat + canary, end-to-end lag per downstream target, then reconcile SSM mirrors."""
+    sleep = sleep or time.sleep
     budget = Budget.from_context(context, STOP_BEFORE_DEADLINE_SECONDS, sleep=sleep)
     written_at = clock()
     version = write_heartbeat(settings, clients, written_at)

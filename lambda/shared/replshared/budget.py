@@ -57,7 +57,7 @@ class Budget:
 
     remaining_ms: Callable[[], int]
     reserve_seconds: float
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # None: time.sleep, looked up when needed
     first_backoff: float = 0.5
     max_backoff: float = 8.0
     max_attempts: int = 6
@@ -79,7 +79,10 @@ class Budget:
         """Sleep `seconds`, or raise OutOfTime when the budget cannot pay for it and a call after."""
         if not self.allows(seconds):
             raise OutOfTime(f"{seconds:.1f} s wait does not fit in the {max(0.0, self.left()):.1f} s left")
-        self.sleep(seconds)
+        self._sleep(seconds)
+
+    def _sleep(self, seconds: float) -> None:
+        (self.sleep or time.sleep)(seconds)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` if time is left; throttling is retried with backoff while it fits."""
@@ -97,6 +100,6 @@ class Budget:
                 pause = delay * (0.5 + 0.5 * self.jitter())
                 if not self.allows(pause):
                     raise OutOfTime(f"throttled, and a {pause:.1f} s backoff does not fit") from error
-                self.sleep(pause)
+                self._sleep(pause)
                 delay = min(self.max_backoff, delay * 2)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
