@@ -2,7 +2,7 @@
 
 Logs: aws-lambda-powertools `Logger` (JSON lines with the request id injected by the handler
 decorator). Metrics: one EMF line per (metric, dimension set), serialised and validated by
-powertools' `SingleMetric`. Powertools would add a `service` dimension taken from
+powertools' `MetricManager`. Powertools would add a `service` dimension taken from
 POWERTOOLS_SERVICE_NAME; the alarms in the template match the contract's dimensions exactly
 (CloudWatch needs an exact dimension match), so the service dimension is switched off here.
 
@@ -23,7 +23,7 @@ from itertools import groupby
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics.base import SingleMetric
+from aws_lambda_powertools.metrics.base import MetricManager
 
 _LOGGERS: dict[str, Logger] = {}
 # EMF allows 100 values per metric; powertools prints (to stdout, past our stream) and clears a
@@ -74,7 +74,8 @@ class Metrics:
         return written
 
     def _write(self, out: Any, name: str, unit: str, dims: tuple[tuple[str, str], ...], values: list[float]) -> dict[str, Any]:
-        metric = SingleMetric(namespace=self.namespace, service="")
+        # MetricManager, not SingleMetric: SingleMetric silently keeps only the first value.
+        metric = MetricManager(namespace=self.namespace, service="")
         for value in values:
             metric.add_metric(name=name, unit=unit, value=value)
         for dim_name, dim_value in dims:
