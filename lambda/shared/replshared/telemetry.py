@@ -16,6 +16,7 @@ enforces), so CloudWatch still sees every value and Maximum and percentiles stay
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -74,13 +75,18 @@ class Metrics:
         return written
 
     def _write(self, out: Any, name: str, unit: str, dims: tuple[tuple[str, str], ...], values: list[float]) -> dict[str, Any]:
-        # MetricManager, not SingleMetric: SingleMetric silently keeps only the first value.
+        # MetricManager, not SingleMetric: SingleMetric silently keeps only the first value. The
+        # first value goes through add_metric (which checks name, unit and value); the others are
+        # handed to serialize_metric_set whole, since add_metric re-formats the growing list on
+        # every call (quadratic in a batch of copies).
+        values = [float(v) for v in values]
         metric = MetricManager(namespace=self.namespace, service="")
-        for value in values:
-            metric.add_metric(name=name, unit=unit, value=value)
+        metric.add_metric(name=name, unit=unit, value=values[0])
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{name}: every value must be a finite number")
         for dim_name, dim_value in dims:
             metric.add_dimension(name=dim_name, value=dim_value)
-        document = metric.serialize_metric_set()
+        document = metric.serialize_metric_set(metrics={name: {**metric.metric_set[name], "Value": list(values)}})
         out.write(json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n")
         return document
 
