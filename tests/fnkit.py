@@ -87,6 +87,18 @@ class FakeContext:
         return self._remaining_ms
 
 
+class ClockContext(FakeContext):
+    """A Lambda context whose remaining time runs down with a (fake) clock."""
+
+    def __init__(self, clock: Any, seconds: float, name: str = "replctl-test") -> None:
+        super().__init__(name)
+        self._clock = clock
+        self._deadline = clock() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - self._clock()) * 1000))
+
+
 environment = environ  # the sandbox's: set variables for a block, then restore them
 
 
@@ -110,6 +122,18 @@ def metric_values(text: str, name: str) -> list[tuple[dict[str, str], float]]:
         dims = {d: doc[d] for d in directive["Dimensions"][0]}
         value = doc[name]
         found.append((dims, float(sum(value) if isinstance(value, list) else value)))
+    return found
+
+
+def metric_series(text: str, name: str) -> list[tuple[dict[str, str], list[float]]]:
+    """(dimensions, every value) of each EMF document carrying `name`, in the order written."""
+    found = []
+    for doc in emf_lines(text):
+        if name in doc:
+            directive = doc["_aws"]["CloudWatchMetrics"][0]
+            value = doc[name]
+            found.append(({d: doc[d] for d in directive["Dimensions"][0]},
+                          [float(v) for v in (value if isinstance(value, list) else [value])]))
     return found
 
 
@@ -214,3 +238,177 @@ def estate() -> Iterator[Estate]:
 
     with mock_aws():
         yield Estate()
+
+
+# --------------------------------------------------------------------------- a documented fake SSM
+
+
+def ssm_error(code: str, message: str, operation: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                       operation)
+
+
+class FakeSSM:
+    """Parameter Store as the SSM API reference documents it, where moto differs (moto lets
+    PutParameter change a type) or cannot be steered (throttling, time spent per call).
+
+    Each rule below cites the sentence it implements. Two things are test scaffolding, not AWS
+    rules: every call advances `clock` by `latency` seconds (time spent), and `throttle` answers
+    the next N calls of an operation with ThrottlingException. A re-create sooner than 30 s
+    after a delete is recorded in `early_recreates`, not answered: the reference says to wait
+    but not what happens otherwise.
+    """
+
+    def __init__(self, clock: Any = None, latency: float = 0.0) -> None:
+        self.clock = clock
+        self.latency = latency
+        self.params: dict[str, dict[str, Any]] = {}
+        self.deleted_at: dict[str, float] = {}
+        self.early_recreates: list[str] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.throttle: dict[str, int] = {}
+
+    # -- scaffolding
+    def _now(self) -> float:
+        return self.clock.now if self.clock is not None else 1_714_564_800.0
+
+    def _call(self, operation: str, kwargs: dict[str, Any]) -> None:
+        self.calls.append((operation, kwargs))
+        if self.clock is not None and self.latency:
+            self.clock.now += self.latency
+        if self.throttle.get(operation, 0) > 0:
+            self.throttle[operation] -= 1
+            # Common errors: "ThrottlingException: The request was denied due to request throttling."
+            raise ssm_error("ThrottlingException", "Rate exceeded", operation)
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.calls if op == operation)
+
+    def seed(self, name: str, value: str, kind: str = "String", description: str | None = None,
+             version: int = 1, modified: float | None = None) -> None:
+        from datetime import datetime, timezone
+
+        when = datetime.fromtimestamp(self._now() if modified is None else modified, tz=timezone.utc)
+        self.params[name] = {"Name": name, "Type": kind, "Value": value, "Version": version,
+                             "LastModifiedDate": when, "Description": description}
+
+    def _view(self, p: dict[str, Any], decrypt: bool) -> dict[str, Any]:
+        # GetParameter(s) WithDecryption: "Return decrypted values for secure string parameters.
+        # This flag is ignored for String and StringList parameter types." Without it, a
+        # SecureString comes back encrypted (never the plaintext).
+        value = p["Value"] if decrypt or p["Type"] != "SecureString" else f"AQICAH-ciphertext-of-{p['Name']}"
+        return {k: p[k] for k in ("Name", "Type", "Version", "LastModifiedDate")} | {"Value": value}
+
+    # -- the API
+    def put_parameter(self, **kw: Any) -> dict[str, Any]:
+        self._call("PutParameter", kw)
+        name, existing = kw["Name"], self.params.get(kw["Name"])
+        if existing is not None:
+            if not kw.get("Overwrite", False):
+                # Overwrite: "Overwrite an existing parameter. The default value is false." and
+                # ParameterAlreadyExists: "The parameter already exists. You can't create duplicate parameters."
+                raise ssm_error("ParameterAlreadyExists", "The parameter already exists.", "PutParameter")
+            if kw.get("Type") and kw["Type"] != existing["Type"]:
+                # HierarchyTypeMismatchException: "Parameter Store doesn't support changing a
+                # parameter type in a hierarchy. For example, you can't change a parameter from a
+                # String type to a SecureString type. You must create a new, unique parameter."
+                raise ssm_error("HierarchyTypeMismatchException", "Parameter Store doesn't support changing a "
+                                "parameter type in a hierarchy.", "PutParameter")
+        elif not kw.get("Type"):
+            # Type: "You must specify a parameter type when creating a parameter."
+            raise ssm_error("ValidationException", "A parameter type is required when you create a parameter.",
+                            "PutParameter")
+        if existing is None and name in self.deleted_at and self._now() - self.deleted_at[name] < 30.0:
+            # DeleteParameter: "After deleting a parameter, wait for at least 30 seconds to create
+            # a parameter with the same name." (what happens otherwise is not documented)
+            self.early_recreates.append(name)
+        # Version: "If you edit a parameter value, Parameter Store automatically creates a new version"
+        version = existing["Version"] + 1 if existing else 1
+        self.seed(name, kw["Value"], kw.get("Type") or existing["Type"],  # type: ignore[index]
+                  kw.get("Description", existing.get("Description") if existing else None), version)
+        return {"Version": version, "Tier": "Standard"}
+
+    def get_parameter(self, **kw: Any) -> dict[str, Any]:
+        self._call("GetParameter", kw)
+        p = self.params.get(kw["Name"])
+        if p is None:
+            # ParameterNotFound: "The parameter couldn't be found."
+            raise ssm_error("ParameterNotFound", "Parameter not found.", "GetParameter")
+        return {"Parameter": self._view(p, kw.get("WithDecryption", False))}
+
+    def get_parameters(self, **kw: Any) -> dict[str, Any]:
+        self._call("GetParameters", kw)
+        names = kw["Names"]
+        if not 1 <= len(names) <= 10:
+            # ParameterNameList: "Minimum number of 1 item. Maximum number of 10 items."
+            raise ssm_error("ValidationException", "Member must have length less than or equal to 10", "GetParameters")
+        found = [self._view(self.params[n], kw.get("WithDecryption", False)) for n in names if n in self.params]
+        # "The results for GetParameters requests are listed in alphabetical order in query responses."
+        return {"Parameters": sorted(found, key=lambda p: p["Name"]),
+                "InvalidParameters": [n for n in names if n not in self.params]}
+
+    def _page(self, items: list[Any], kw: dict[str, Any], limit: int, operation: str) -> dict[str, Any]:
+        size = kw.get("MaxResults", limit)
+        if not 1 <= size <= limit:
+            # GetParametersByPath MaxResults: 1..10; DescribeParameters MaxResults: 1..50.
+            raise ssm_error("ValidationException", f"maxResults must be <= {limit}", operation)
+        start = int(kw.get("NextToken") or 0)
+        page = {"Parameters": items[start:start + size]}
+        if start + size < len(items):
+            # MaxResults: "The call also returns a token that you can specify in a subsequent
+            # call to get the next set of results."
+            page["NextToken"] = str(start + size)
+        return page
+
+    def get_parameters_by_path(self, **kw: Any) -> dict[str, Any]:
+        self._call("GetParametersByPath", kw)
+        path = kw["Path"].rstrip("/") + "/"
+        # Recursive: "Retrieve all parameters within a hierarchy." (else one level only)
+        names = sorted(n for n in self.params if n.startswith(path) and (kw.get("Recursive") or "/" not in n[len(path):]))
+        items = [self._view(self.params[n], kw.get("WithDecryption", False)) for n in names]
+        return self._page(items, kw, 10, "GetParametersByPath")
+
+    def describe_parameters(self, **kw: Any) -> dict[str, Any]:
+        self._call("DescribeParameters", kw)
+        names = sorted(self.params)
+        for f in kw.get("ParameterFilters", []):
+            values = f["Values"]
+            if len(values) > 50:
+                # ParameterStringFilter Values: "Maximum number of 50 items."
+                raise ssm_error("ValidationException", "too many filter values", "DescribeParameters")
+            if f["Key"] == "Name":
+                names = [n for n in names if n in values]
+            elif f["Key"] == "Path":
+                prefix = values[0].rstrip("/") + "/"
+                names = [n for n in names if n.startswith(prefix)]
+        # DescribeParameters returns metadata, never values.
+        items = [{k: self.params[n][k] for k in ("Name", "Type", "Version", "LastModifiedDate")}
+                 | ({"Description": self.params[n]["Description"]} if self.params[n]["Description"] else {})
+                 for n in names]
+        return self._page(items, kw, 50, "DescribeParameters")
+
+    def delete_parameter(self, **kw: Any) -> dict[str, Any]:
+        self._call("DeleteParameter", kw)
+        if kw["Name"] not in self.params:
+            raise ssm_error("ParameterNotFound", "Parameter not found.", "DeleteParameter")
+        del self.params[kw["Name"]]
+        self.deleted_at[kw["Name"]] = self._now()
+        return {}
+
+
+class FakeClients:
+    """`local`/`remote` as AwsClients has them, answering with one FakeSSM per environment."""
+
+    def __init__(self, ssm: dict[str, FakeSSM], environment: str = "dev") -> None:
+        self.ssm = ssm
+        self.environment = environment
+
+    def local(self, service: str) -> Any:
+        assert service == "ssm", service
+        return self.ssm[self.environment]
+
+    def remote(self, environment: str, service: str) -> Any:
+        assert service == "ssm", service
+        return self.ssm[environment]

@@ -9,8 +9,17 @@ the source (the event carries no value anyway), so Create, Update, Delete and a 
 all converge on the source's current state. (Two invocations racing between DescribeParameters
 and PutParameter can still land the older value; the scheduled reconciliation repairs that.)
 
-S3 replication failures are turned into `LOCAL#S3FAILURE` items; the heartbeat's lag
-measurement is a bounded poll with an injectable clock and sleep.
+A mirror whose type differs from its source's cannot be overwritten: "Parameter Store doesn't
+support changing a parameter type in a hierarchy. For example, you can't change a parameter from
+a String type to a SecureString type. You must create a new, unique parameter."
+(HierarchyTypeMismatchException, SSM API reference, PutParameter errors). Such a mirror is
+replaced: deleted, then written again no sooner than DeleteParameter allows ("After deleting a
+parameter, wait for at least 30 seconds to create a parameter with the same name").
+
+S3 replication failures are turned into `LOCAL#S3FAILURE` items. The heartbeat's end-to-end
+check is a bounded poll with an injectable clock and sleep; each probe has its own schedule, so
+the metadata probe looks every 50 ms while the lag is near its 1 s bound and the slow S3 probe
+backs off on its own.
 """
 
 from __future__ import annotations
@@ -49,7 +58,9 @@ class ParameterChange:
 class SourceParameter:
     name: str
     type: str
-    value: str = field(repr=False)  # may be a decrypted SecureString: never in a repr or log
+    # May be a decrypted SecureString: never in a repr or log. None when the value was not read
+    # (a SecureString listed without decryption: what came back is ciphertext, never written).
+    value: str | None = field(repr=False)
     version: int
     modified: float  # epoch seconds of LastModifiedDate
 
@@ -58,6 +69,7 @@ class SourceParameter:
 class MirrorState:
     name: str
     description: str | None
+    type: str | None = None  # DescribeParameters' Type; None when not known
 
     @property
     def marker(self) -> tuple[str, int, float] | None:
@@ -79,7 +91,26 @@ class KeepMirror:
     reason: str
 
 
-MirrorAction = PutMirror | DeleteMirror | KeepMirror
+@dataclass(frozen=True)
+class ReplaceMirror:
+    """Delete the mirror, wait REPLACE_WAIT_SECONDS, then put it with the source's type."""
+
+    reason: str
+
+
+MirrorAction = PutMirror | DeleteMirror | KeepMirror | ReplaceMirror
+# DeleteParameter: "After deleting a parameter, wait for at least 30 seconds to create a
+# parameter with the same name." (SSM API reference)
+REPLACE_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class MirrorWork:
+    """One mirror to change in one target environment."""
+
+    name: str
+    target: str
+    action: MirrorAction
 
 
 def parse_parameter_change(detail: Any) -> ParameterChange:
@@ -153,17 +184,42 @@ def decide_mirror(
     if mirror is None:
         return PutMirror("mirror does not exist")
     if not ours:
-        return PutMirror("target parameter is not a replctl mirror of this environment")
-    assert marker is not None
-    _, mirror_version, mirror_modified = marker
-    source_modified = round(source.modified, 6)
-    if (source_modified, source.version) > (mirror_modified, mirror_version):
-        return PutMirror(f"source version {source.version} is newer than mirrored version {mirror_version}")
-    return KeepMirror(f"mirror already holds source version {mirror_version} (source is {source.version})")
+        put = PutMirror("target parameter is not a replctl mirror of this environment")
+    else:
+        assert marker is not None
+        _, mirror_version, mirror_modified = marker
+        if (round(source.modified, 6), source.version) <= (mirror_modified, mirror_version):
+            return KeepMirror(f"mirror already holds source version {mirror_version} (source is {source.version})")
+        put = PutMirror(f"source version {source.version} is newer than mirrored version {mirror_version}")
+    if mirror.type is not None and mirror.type != source.type:
+        # PutParameter cannot change a type (HierarchyTypeMismatchException): replace instead.
+        return ReplaceMirror(f"{put.reason}; its type changed from {mirror.type} to {source.type}")
+    return put
+
+
+def plan_mirrors(
+    sources: Mapping[str, SourceParameter],
+    mirrors: Mapping[str, Mapping[str, MirrorState]],
+    *,
+    source_env: str,
+    mirror_secure_strings: bool,
+) -> list[MirrorWork]:
+    """Every mirror that must change, by name then target (targets in the order given)."""
+    work = []
+    names = sorted(set(sources).union(*(set(m) for m in mirrors.values())))
+    for name in names:
+        for target, found in mirrors.items():
+            action = decide_mirror(sources.get(name), found.get(name), source_env=source_env,
+                                   mirror_secure_strings=mirror_secure_strings)
+            if not isinstance(action, KeepMirror):
+                work.append(MirrorWork(name, target, action))
+    return work
 
 
 def put_mirror_request(source: SourceParameter, source_env: str) -> dict[str, Any]:
     """PutParameter arguments for a mirror (SecureString: the target's default aws/ssm key)."""
+    if source.value is None:
+        raise ValueError(f"{source.name}: the value was not read (listed without decryption)")
     return {
         "Name": source.name,
         "Value": source.value,
@@ -254,25 +310,47 @@ def canary_key(environment: str) -> str:
     return f"{CANARY_PREFIX}/{environment}.json"
 
 
+@dataclass(frozen=True)
+class PollSchedule:
+    """When a probe looks again: every `first` seconds until `fine_for` seconds after the start,
+    then at intervals doubling up to `cap`."""
+
+    first: float
+    cap: float
+    fine_for: float = 0.0
+
+    def step_after(self, step: float, elapsed: float) -> float:
+        """The interval to use after a look `elapsed` seconds into the poll, given the last one."""
+        return self.first if elapsed < self.fine_for else min(self.cap, step * 2)
+
+
+# The metadata bound is 1 s: look every 50 ms for twice that long, so a lag near the bound is
+# measured to within 50 ms plus one GetItem (a doubling series records 0.8 s as >= 1.55 s).
+METADATA_POLL = PollSchedule(first=0.05, cap=2.0, fine_for=2.0)
+# S3 without RTC replicates "most objects within 15 minutes": back off from the start.
+S3_POLL = PollSchedule(first=0.05, cap=2.0)
+
+
 def poll_until_visible(
-    probes: Mapping[str, Callable[[], bool]],
+    probes: Mapping[str, tuple[Callable[[], bool], PollSchedule]],
     *,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    start: float,
     deadline: float,
-    first_interval: float = 0.05,
-    max_interval: float = 2.0,
 ) -> dict[str, float | None]:
-    """Call each probe until it returns True or `deadline` passes; interval backs off to a cap.
+    """Call each probe on its own schedule until it returns True or `deadline` passes.
 
     Returns, per probe, the clock time at which it was first seen (None: not seen in time). A
-    probe that raises is treated as not seen for that round.
+    probe that raises is treated as not seen for that look.
     """
     seen: dict[str, float | None] = {name: None for name in probes}
-    interval = first_interval
+    due = {name: start for name in probes}
+    step = {name: schedule.first for name, (_, schedule) in probes.items()}
     while True:
-        for name, probe in probes.items():
-            if seen[name] is not None:
+        for name, (probe, schedule) in probes.items():
+            now = clock()
+            if seen[name] is not None or due[name] > now:
                 continue
             try:
                 visible = probe()
@@ -280,11 +358,14 @@ def poll_until_visible(
                 visible = False
             if visible:
                 seen[name] = clock()
+                continue
+            due[name] = now + step[name]
+            step[name] = schedule.step_after(step[name], now - start)
         now = clock()
-        if all(v is not None for v in seen.values()) or now >= deadline:
+        waiting = [due[name] for name in probes if seen[name] is None]
+        if not waiting or now >= deadline:
             return seen
-        sleep(min(interval, max(0.0, deadline - now)))
-        interval = min(interval * 2, max_interval)
+        sleep(max(0.0, min(min(waiting), deadline) - now))
 
 
 def lag_seconds(written_at: float, seen_at: float | None, now: float) -> tuple[float, bool]:

@@ -12,6 +12,14 @@ A DynamoDB stream record becomes one of:
 
 Anything that cannot be interpreted raises `MalformedRecord`; the handler reports that record's
 sequence number as a batch item failure and carries on with the others.
+
+Lag is measured where the copy is written: an item that carries `written_at_ms` (epoch
+milliseconds, written with the source item: the monitor's heartbeat does, applications may)
+is timed from then to the moment its downstream copy is written. The stream record's own
+`ApproximateCreationDateTime` cannot serve: it is "rounded down to the closest second"
+(DynamoDB Streams API reference, StreamRecord), which alone can add up to a second to a lag
+whose bound is one second. A malformed `written_at_ms` only means no measurement: the item is
+still propagated.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 from replshared.errors import MalformedRecord
 
 LOCAL_PREFIX = "LOCAL#"
+WRITTEN_AT_MS = "written_at_ms"
 SCHEMA = "SCHEMA"
 PUT_CONDITION = "attribute_not_exists(pk) OR #version < :v"
 DELETE_CONDITION = "#version <= :v"
@@ -38,6 +47,7 @@ class PutItem:
     item: dict[str, Any]  # attribute-value form, exactly as in the stream's NewImage
     version: str  # the N string, passed through unchanged
     is_schema: bool
+    written_at_ms: int | None = None  # when the source item was written, if it says so
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,25 @@ def _version(image: dict[str, Any], *, where: str) -> str:
     if not number.is_finite() or not math.isfinite(float(number)):
         raise MalformedRecord(f"{where}: attribute 'version' is not a finite number")
     return value["N"]
+
+
+def written_at_ms(image: dict[str, Any]) -> int | None:
+    """The item's `written_at_ms` (a whole, positive number of epoch milliseconds), else None."""
+    value = image.get(WRITTEN_AT_MS)
+    if not isinstance(value, dict) or set(value) != {"N"} or not isinstance(value["N"], str):
+        return None
+    try:
+        number = Decimal(value["N"])
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or number <= 0 or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
+def copy_lag_seconds(written_ms: int, copied_at: float) -> float:
+    """Seconds from the source write to the copy (clock skew can make it negative: 0 then)."""
+    return max(0.0, copied_at - written_ms / 1000.0)
 
 
 def _is_schema(pk: str, image: dict[str, Any]) -> bool:
@@ -119,7 +148,8 @@ def plan_record(record: Any, environment: str) -> Action:
     version = _version(image, where=where)
     if name == "REMOVE":
         return DeleteItem(pk=pk, sk=sk, version=version, is_schema=_is_schema(pk, image))
-    return PutItem(pk=pk, sk=sk, item=image, version=version, is_schema=_is_schema(pk, image))
+    return PutItem(pk=pk, sk=sk, item=image, version=version, is_schema=_is_schema(pk, image),
+                   written_at_ms=written_at_ms(image))
 
 
 def put_request(action: PutItem, table: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ written to every downstream environment's table through the assumed replication-
 a conditional write, so an older version never replaces a newer one. A conditional-check failure
 means the target already has this version or a newer one: success by idempotence, not an error.
 Items of type SCHEMA also produce an EventBridge event (`replctl.metadata` /
-`Metadata Schema Change`) on EVENT_BUS_NAME.
+`Metadata Schema Change`) on EVENT_BUS_NAME. Each copy of an item carrying `written_at_ms` is
+timed when it is written (`MetadataReplicationLag`, millisecond resolution, per target): the lag
+alarm's metric, measured where replication happens rather than by a poll.
 
 The response lists the sequence numbers of the records that failed
 (`{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}]}`), so one bad record neither
@@ -18,6 +20,8 @@ destination).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -27,7 +31,7 @@ from replshared.errors import HandlerError, ProcessingFailed
 from replshared.events import function_dimension, unhandled
 from replshared.settings import Settings
 from replshared.telemetry import Metrics, get_logger
-from stream_logic import DeleteItem, PutItem, SkipRecord, delete_request, plan_record, put_request, schema_event
+from stream_logic import PutItem, SkipRecord, copy_lag_seconds, delete_request, plan_record, put_request, schema_event
 
 FUNCTION = "stream-processor"
 logger = get_logger(FUNCTION)
@@ -39,7 +43,8 @@ def _is_conditional_failure(error: Exception) -> bool:
 
 
 def apply_record(
-    record: dict[str, Any], settings: Settings, clients: AwsClients, metrics: Metrics
+    record: dict[str, Any], settings: Settings, clients: AwsClients, metrics: Metrics,
+    *, clock: Callable[[], float] = time.time,
 ) -> str:
     """Propagate one stream record downstream; returns what was done (for the log)."""
     sequence_number = record["dynamodb"]["SequenceNumber"]
@@ -53,6 +58,10 @@ def apply_record(
             table = clients.remote(target, "dynamodb")
             if isinstance(action, PutItem):
                 table.put_item(**put_request(action, settings.table_name))
+                if action.written_at_ms is not None:
+                    # The copy is written (PutItem has returned): this is the item's lag there.
+                    metrics.value("MetadataReplicationLag", "Seconds",
+                                  copy_lag_seconds(action.written_at_ms, clock()), {**dims, "Target": target})
             else:
                 table.delete_item(**delete_request(action, settings.table_name))
         except Exception as error:  # noqa: BLE001 - every failure is reported per target

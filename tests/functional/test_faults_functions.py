@@ -27,9 +27,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fnkit import ACCOUNTS, TABLE, Estate, FakeContext, environment, function_env, load_event, metric_values
+from tests.fnkit import (
+    ACCOUNTS,
+    TABLE,
+    ClockContext,
+    Estate,
+    FakeContext,
+    environment,
+    function_env,
+    load_event,
+    metric_values,
+)
 
-import replication_monitor  # noqa: E402  (on sys.path through tests.fnkit)
+import monitor_logic  # noqa: E402  (on sys.path through tests.fnkit)
+import replication_monitor  # noqa: E402
 import stream_processor  # noqa: E402
 from replshared import clients as shared_clients  # noqa: E402
 from replshared.errors import HandlerError, ProcessingFailed, UnhandledEvent  # noqa: E402
@@ -60,6 +71,7 @@ class Faults:
     keys: dict[str, str]  # access key id -> environment
     rules: list[Rule] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (env, operation)
+    on_call: list[Any] = field(default_factory=list)  # called with (env, operation, params) first
 
     def deny(self, operation: str, env: str, code: str = "AccessDenied", message: str = "", **kw: Any) -> Rule:
         rule = Rule(operation, env, code, message or f"not authorized to perform {operation} in {env}", **kw)
@@ -89,6 +101,8 @@ class Faults:
         params = context["api_params"]
         env = self._env(model, params, request_signer)
         self.calls.append((env, model.name))
+        for hook in self.on_call:
+            hook(env, model.name, params)
         for rule in self.rules:
             if (rule.operation == model.name and rule.env == env and rule.match(params)
                     and (rule.times is None or rule.fired < rule.times)):
@@ -209,6 +223,107 @@ def test_mirror_fault_is_counted_logged_and_retried(
     world.invoke(replication_monitor, load_event("ssm_parameter_created.json"), "dev")
     assert world.parameter("prod", NAME)["Value"] == "v1"
     assert world.parameter("staging", NAME)["Version"] == 1
+
+
+# --------------------------------------------------------------------------- a type change
+
+
+def _refuse_type_changes(world: Estate, faults: Faults) -> None:
+    """PutParameter answers as AWS does where moto does not: HierarchyTypeMismatchException
+    ("Parameter Store doesn't support changing a parameter type in a hierarchy. For example, you
+    can't change a parameter from a String type to a SecureString type. You must create a new,
+    unique parameter.") when the parameter exists with another type."""
+    for env in ("staging", "prod"):
+        def other_type(params: dict[str, Any], env: str = env) -> bool:
+            found = world.client(env, "ssm").describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [params["Name"]]}])["Parameters"]
+            return bool(found) and params.get("Type") not in (None, found[0]["Type"])
+
+        faults.deny("PutParameter", env, "HierarchyTypeMismatchException",
+                    "Parameter Store doesn't support changing a parameter type in a hierarchy.", match=other_type)
+
+
+@pytest.mark.parametrize("old, new", [("String", "SecureString"), ("StringList", "String")])
+def test_a_parameter_whose_type_changed_is_mirrored_again(
+    old: str, new: str, world: Estate, faults: Faults, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a parameter mirrored to staging and prod ...
+    _refuse_type_changes(world, faults)
+    put(world, "dev", NAME, "a,b", old)
+    world.invoke(replication_monitor, load_event("ssm_parameter_created.json"), "dev", MIRROR_SECURE_STRINGS="true")
+    assert world.parameter("prod", NAME)["Type"] == old
+    # ... re-created in dev with another type (AWS cannot change it in place either)
+    world.client("dev", "ssm").delete_parameter(Name=NAME)
+    time.sleep(0.01)  # a later LastModifiedDate
+    put(world, "dev", NAME, "new value", new)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    capsys.readouterr()
+
+    # WHEN its change event arrives
+    result = world.invoke(replication_monitor, load_event("ssm_parameter_updated.json"), "dev",
+                          MIRROR_SECURE_STRINGS="true")
+
+    # THEN every mirror is replaced: deleted, and written with the new type after 30 s
+    assert result["left"] == 0
+    for env in ("staging", "prod"):
+        mirror = world.parameter(env, NAME)
+        assert (mirror["Type"], mirror["Value"]) == (new, "new value")
+        writes = [op for e, op in faults.calls if e == env and op in ("DeleteParameter", "PutParameter")]
+        assert writes[-2:] == ["DeleteParameter", "PutParameter"]
+    assert slept == [monitor_logic.REPLACE_WAIT_SECONDS]
+    out = capsys.readouterr().out
+    assert metric_values(out, "ParametersMirrored") == [({"Environment": "dev"}, 2.0)]
+    assert not metric_values(out, "ParameterMirrorFailures")
+
+
+# --------------------------------------------------------------------------- the reconcile's budget
+
+
+def test_a_large_backfill_stops_before_the_deadline_and_the_next_runs_finish_it(
+    world: Estate, faults: Faults, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN 150 parameters that exist only in dev, and SSM calls that take 0.1 s each (a fake
+    # clock the Lambda context's remaining time runs down with)
+    ssm = world.client("dev", "ssm")
+    names = [f"/app/dev/config/bulk/p{i:03d}" for i in range(150)]
+    for i, name in enumerate(names):
+        ssm.put_parameter(Name=name, Value=f"v{i}", Type="String")
+    now = [1_714_564_800.0]
+    started_with: list[int] = []
+    context = ClockContext(lambda: now[0], 35.0)  # 15 s reserve + 20 s for the reconciliation
+
+    def ssm_call(env: str, operation: str, params: dict[str, Any]) -> None:
+        if operation in ("GetParameter", "GetParameters", "GetParametersByPath", "DescribeParameters",
+                         "PutParameter", "DeleteParameter"):
+            started_with.append(context.get_remaining_time_in_millis())
+            now[0] += 0.1
+
+    faults.on_call.append(ssm_call)
+
+    # WHEN the schedule runs in an invocation with 35 s left
+    result = world.invoke(replication_monitor, load_event("scheduled.json"), "dev", context=context)
+
+    # THEN no call started inside the reserve; it stopped there, without an error, saying what it left
+    assert min(started_with) > 15_000 - 100
+    left = result["reconcile"]["left"]
+    assert 0 < left < 300 and result["reconcile"]["stopped"]
+    assert faults.count("GetParameter", "dev") == 0  # values reused from the listing
+    assert faults.count("GetParametersByPath", "dev") in (15, 16)  # 150 in pages of 10 (moto may add an empty one)
+    assert metric_values(capsys.readouterr().out, "ReconcileBacklog") == [({"Environment": "dev"}, float(left))]
+    (stop,) = [r for r in logs(caplog) if r["message"].startswith("reconciliation stopped before the deadline")]
+    assert stop["left"] == left and stop["level"] == "WARNING"
+
+    # WHEN the next scheduled runs come THEN they finish the backfill, and say so
+    for _ in range(5):
+        context = ClockContext(lambda: now[0], 35.0)
+        result = world.invoke(replication_monitor, load_event("scheduled.json"), "dev", context=context)
+        if result["reconcile"]["left"] == 0:
+            break
+    assert result["reconcile"] == {"written": result["reconcile"]["written"], "left": 0, "stopped": None}
+    assert all(world.parameter(env, n)["Value"] == f"v{i}" for env in ("staging", "prod") for i, n in enumerate(names))
+    assert metric_values(capsys.readouterr().out, "ReconcileBacklog")[-1] == ({"Environment": "dev"}, 0.0)
 
 
 # --------------------------------------------------------------------------- the stream processor

@@ -13,9 +13,20 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.fnkit import ACCOUNTS, TABLE, Estate, FakeContext, bucket, estate, load_event, metric_values  # noqa: F401
+from tests.fnkit import (  # noqa: F401
+    ACCOUNTS,
+    TABLE,
+    Estate,
+    FakeContext,
+    bucket,
+    estate,
+    load_event,
+    metric_series,
+    metric_values,
+)
 
-import monitor_logic  # noqa: E402  (on sys.path through tests.fnkit)
+import mirroring  # noqa: E402  (on sys.path through tests.fnkit)
+import monitor_logic  # noqa: E402
 import replication_monitor  # noqa: E402
 import stream_processor  # noqa: E402
 from replshared.errors import ProcessingFailed, UnhandledEvent  # noqa: E402
@@ -77,11 +88,11 @@ def test_replayed_create_event_does_not_roll_back_a_newer_mirror(estate: Estate)
 def test_stale_source_read_cannot_overwrite_a_newer_mirror(estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the mirrors already hold source version 2 (written by a later invocation) ...
     put(estate, "dev", NAME, "v1")
-    first_read = replication_monitor.read_source(estate.client("dev", "ssm"), NAME, with_decryption=False)
+    first_read = mirroring.read_source(estate.client("dev", "ssm"), NAME, with_decryption=False)
     put(estate, "dev", NAME, "v2")
     estate.invoke(replication_monitor, load_event("ssm_parameter_updated.json"), "dev")
     # ... WHEN an invocation that read the source earlier (version 1) gets to write
-    monkeypatch.setattr(replication_monitor, "read_source", lambda *a, **k: first_read)
+    monkeypatch.setattr(mirroring, "read_source", lambda *a, **k: first_read)
     estate.invoke(replication_monitor, load_event("ssm_parameter_created.json"), "dev")
     # THEN the newer mirror stays
     for env in ("staging", "prod"):
@@ -286,8 +297,12 @@ def _run_schedule(e: Estate, fake: FakeTime, env: str = "dev", **kw):  # noqa: A
     from replshared.clients import AwsClients
     from replshared.settings import Settings
     from replshared.telemetry import Metrics
-    from tests.fnkit import environment, function_env
+    from tests.fnkit import ClockContext, environment, function_env
 
+    if "context" not in kw:
+        kw["context"] = ClockContext(fake.clock, 120.0)  # the template's timeout
+    elif kw["context"] is None:
+        del kw["context"]
     with environment({**function_env(env), **e.creds[env]}):
         settings = Settings.from_env()
         metrics = Metrics(settings.metrics_namespace)
@@ -299,15 +314,26 @@ def _run_schedule(e: Estate, fake: FakeTime, env: str = "dev", **kw):  # noqa: A
             metrics.flush()
 
 
-def _stream_heartbeat_downstream(e: Estate) -> None:
-    """What the stream processor does in AWS: the dev heartbeat's stream record, processed."""
+def _stream_heartbeat_downstream(e: Estate, fake: FakeTime) -> None:
+    """What the stream processor does in AWS: the dev heartbeat's stream record, processed, the
+    copy written at the fake clock's time (the processor times each copy with its clock)."""
+    from replshared.clients import AwsClients
+    from replshared.settings import Settings
+    from replshared.telemetry import Metrics
+    from tests.fnkit import environment, function_env
+
     item = e.client("dev", "dynamodb").get_item(
         TableName=TABLE, Key={"pk": {"S": "HEARTBEAT"}, "sk": {"S": "dev"}}, ConsistentRead=True)["Item"]
     record = {"eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
               "awsRegion": "us-east-1",
               "dynamodb": {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "NewImage": item,
                            "SequenceNumber": "4200000000000000001", "StreamViewType": "NEW_AND_OLD_IMAGES"}}
-    assert e.invoke(stream_processor, {"Records": [record]}, "dev") == {"batchItemFailures": []}
+    with environment({**function_env("dev"), **e.creds["dev"]}):
+        settings = Settings.from_env()
+        metrics = Metrics(settings.metrics_namespace)
+        stream_processor.apply_record(record, settings, AwsClients(settings, function="stream-processor"), metrics,
+                                      clock=fake.clock)
+        metrics.flush()
 
 
 def _replicate_canary(e: Estate, target: str) -> None:
@@ -316,62 +342,121 @@ def _replicate_canary(e: Estate, target: str) -> None:
     e.client(target, "s3").put_object(Bucket=bucket(target), Key="_replctl/canary/dev.json", Body=body)
 
 
-def test_heartbeat_lag_is_measured_per_target(estate: Estate, capsys: pytest.CaptureFixture[str]) -> None:
+def _copy_heartbeat_downstream(e: Estate) -> None:
+    """The heartbeat's copy appearing in staging and prod (however it got there)."""
+    item = e.client("dev", "dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": "HEARTBEAT"}, "sk": {"S": "dev"}}, ConsistentRead=True)["Item"]
+    for target in ("staging", "prod"):
+        e.client(target, "dynamodb").put_item(TableName=TABLE, Item=item)
+
+
+def test_heartbeat_lag_near_the_bound_is_measured_to_50_ms_end_to_end(
+    estate: Estate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the heartbeat's copy shows up downstream 0.8 s after the heartbeat (the doubling
+    # poll shared with S3 recorded that as 1.55 s, over the 1 s bound and into the alarm), the
+    # staging canary after 0.75 s, prod's never
     fake = FakeTime()
-    rounds = {"n": 0}
+    start = fake.now
+    done: dict[str, float] = {}
 
     def meanwhile(t: FakeTime) -> None:
-        rounds["n"] += 1
-        if rounds["n"] == 2:  # metadata arrives after 0.05 + 0.1 s of polling
-            _stream_heartbeat_downstream(estate)
-        if rounds["n"] == 4:  # the staging canary a little later, prod's never
+        if t.now - start >= 0.74 and "canary" not in done:
+            done["canary"] = t.now - start
             _replicate_canary(estate, "staging")
+        if t.now - start >= 0.79 and "copy" not in done:
+            done["copy"] = t.now - start
+            _copy_heartbeat_downstream(estate)
 
     fake.on_sleep.append(meanwhile)
-    start = fake.now
 
-    result = _run_schedule(estate, fake, poll_seconds=5.0)
+    # WHEN the schedule runs
+    result = _run_schedule(estate, fake, context=None, poll_seconds=5.0)
 
-    heartbeat = estate.item("dev", "HEARTBEAT", "dev")
-    assert heartbeat["version"] == result["heartbeat_version"] == 1
-    assert heartbeat["written_at"] == pytest.approx(start) and heartbeat["origin"] == "dev"
-    canary = json.loads(estate.client("dev", "s3").get_object(Bucket=bucket("dev"), Key="_replctl/canary/dev.json")["Body"].read())
-    assert canary["heartbeat_version"] == 1
+    # THEN the end-to-end check saw the copy within 50 ms, below the 1 s bound
+    copied = done["copy"]
     staging = estate.item("dev", "LOCAL#LAG", "staging")
     prod = estate.item("dev", "LOCAL#LAG", "prod")
-    assert staging["metadata_lag_seconds"] == pytest.approx(0.15)
-    assert staging["s3_lag_seconds"] == pytest.approx(0.75)
-    assert staging["metadata_visible"] is True and staging["s3_visible"] is True
-    assert prod["metadata_lag_seconds"] == pytest.approx(0.15)
+    for lag in (staging, prod):
+        assert copied - 1e-6 <= lag["metadata_lag_seconds"] <= copied + 0.05 + 1e-6 < 1.0
+        assert lag["metadata_visible"] is True
+    assert 0.79 <= copied <= 0.85
+    assert done["canary"] - 1e-6 <= staging["s3_lag_seconds"] <= done["canary"] + 0.4 and staging["s3_visible"] is True
     assert prod["s3_visible"] is False and prod["s3_lag_seconds"] == pytest.approx(5.0)  # lower bound
     assert staging["heartbeat_version"] == 1
     assert datetime.fromisoformat(staging["measured_at"]) == datetime.fromtimestamp(start + 5.0, tz=timezone.utc)
     assert sum(fake.sleeps) == pytest.approx(5.0)  # bounded: stopped at the deadline
     assert max(fake.sleeps) <= 2.0  # backoff capped
+    # ... the heartbeat carries its millisecond write time, for the stream processor ...
+    heartbeat = estate.item("dev", "HEARTBEAT", "dev")
+    assert heartbeat["version"] == result["heartbeat_version"] == 1
+    assert heartbeat["written_at"] == pytest.approx(start) and heartbeat["origin"] == "dev"
+    assert heartbeat["written_at_ms"] == round(start * 1000)
+    canary = json.loads(estate.client("dev", "s3").get_object(Bucket=bucket("dev"), Key="_replctl/canary/dev.json")["Body"].read())
+    assert canary["heartbeat_version"] == 1
+    # ... and publishes what it saw as HeartbeatLag; the lag alarm's metric is left to the copy
     out = capsys.readouterr().out
-    metadata_lag = {d["Target"]: (d, v) for d, v in metric_values(out, "MetadataReplicationLag")}
-    assert metadata_lag == {
-        "staging": ({"Environment": "dev", "Target": "staging"}, pytest.approx(0.15)),
-        "prod": ({"Environment": "dev", "Target": "prod"}, pytest.approx(0.15)),
-    }
+    end_to_end = {d["Target"]: (d, v) for d, v in metric_values(out, "HeartbeatLag")}
+    assert set(end_to_end) == {"staging", "prod"}
+    assert end_to_end["prod"][0] == {"Environment": "dev", "Target": "prod"}
+    assert all(copied - 1e-6 <= v <= copied + 0.05 + 1e-6 for _, v in end_to_end.values())
+    assert metric_values(out, "MetadataReplicationLag") == []
     s3_lag = {d["Target"]: v for d, v in metric_values(out, "S3CanaryLag")}
-    assert s3_lag == {"staging": pytest.approx(0.75), "prod": pytest.approx(5.0)}
+    assert s3_lag == {"staging": pytest.approx(staging["s3_lag_seconds"]), "prod": pytest.approx(5.0)}
 
 
-def test_heartbeat_stops_polling_as_soon_as_everything_is_visible(estate: Estate) -> None:
+def test_the_stream_processor_times_the_heartbeat_copy_where_it_writes_it(
+    estate: Estate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the stream processor writes the heartbeat's copies 0.834 s after the heartbeat
+    fake = FakeTime()
+    fake.on_sleep.append(lambda t: _stream_heartbeat_downstream(estate, t) if t.now - fake_start >= 0.8 else None)
+    fake_start = fake.now
+
+    # WHEN the schedule runs
+    _run_schedule(estate, fake, poll_seconds=3.0, reconcile=False)
+
+    # THEN the copy is the source item unchanged, and its lag was measured to the millisecond
+    source = estate.item("dev", "HEARTBEAT", "dev")
+    assert estate.item("staging", "HEARTBEAT", "dev") == source == estate.item("prod", "HEARTBEAT", "dev")
+    seen = estate.item("dev", "LOCAL#LAG", "prod")["metadata_lag_seconds"]
+    out = capsys.readouterr().out
+    precise = {d["Target"]: v for d, v in metric_series(out, "MetadataReplicationLag")}
+    assert set(precise) == {"staging", "prod"}
+    for values in precise.values():
+        (value,) = values
+        assert 0.8 <= value <= seen + 1e-5 and seen <= value + 0.05 + 1e-5  # the poll saw it at most 50 ms later
+
+
+def test_a_heartbeat_never_seen_puts_its_lower_bound_where_the_alarm_looks(
+    estate: Estate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No copy is ever written (the stream processor is down): nothing measures at the copy, so
+    # the monitor publishes the time it waited - a true lower bound - as MetadataReplicationLag.
+    _run_schedule(estate, FakeTime(), poll_seconds=5.0, reconcile=False)
+    out = capsys.readouterr().out
+    assert {d["Target"]: v for d, v in metric_series(out, "MetadataReplicationLag")} == {
+        "staging": [pytest.approx(5.0)], "prod": [pytest.approx(5.0)]}
+    assert estate.item("dev", "LOCAL#LAG", "staging")["metadata_visible"] is False
+
+
+def test_heartbeat_stops_polling_as_soon_as_everything_is_visible(estate: Estate, capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeTime()
 
     def meanwhile(t: FakeTime) -> None:
-        _stream_heartbeat_downstream(estate)
+        _stream_heartbeat_downstream(estate, t)
         for target in ("staging", "prod"):
             _replicate_canary(estate, target)
 
     fake.on_sleep.append(meanwhile)
     result = _run_schedule(estate, fake, poll_seconds=30.0)
 
-    assert fake.sleeps == [0.05]
+    assert fake.sleeps == [pytest.approx(0.05, abs=1e-6)]
     assert result["lag"]["prod"]["metadata"] == (pytest.approx(0.05), True)
     assert estate.item("staging", "HEARTBEAT", "dev")["version"] == 1
+    # seen: the lag metric is the stream processor's (one per copy), not the monitor's
+    assert [v for _, v in metric_series(capsys.readouterr().out, "MetadataReplicationLag")] == [
+        [pytest.approx(0.05, abs=1e-3)], [pytest.approx(0.05, abs=1e-3)]]
 
 
 def test_heartbeat_version_grows_on_each_run(estate: Estate) -> None:
@@ -391,8 +476,9 @@ def test_prod_heartbeat_has_no_targets(estate: Estate) -> None:
 
 
 def test_scheduled_event_through_the_handler(estate: Estate, capsys: pytest.CaptureFixture[str]) -> None:
-    # 20.2 s left leaves a 0.2 s poll budget: nothing arrives (no stream processor here).
-    result = estate.invoke(replication_monitor, load_event("scheduled.json"), "dev", context=FakeContext(remaining_ms=20_200))
+    # 35.2 s left: 15 s are kept back and 20 s left for the reconciliation, which leaves a 0.2 s
+    # poll: nothing arrives (no stream processor here).
+    result = estate.invoke(replication_monitor, load_event("scheduled.json"), "dev", context=FakeContext(remaining_ms=35_200))
 
     assert set(result["lag"]) == {"staging", "prod"}
     assert result["lag"]["staging"]["metadata"][1] is False

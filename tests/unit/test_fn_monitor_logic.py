@@ -8,10 +8,14 @@ import tests.fnkit  # noqa: F401  (puts the function folders on sys.path)
 from tests.fnkit import load_event
 
 from monitor_logic import (  # noqa: E402
+    METADATA_POLL,
+    S3_POLL,
     DeleteMirror,
     KeepMirror,
     MirrorState,
+    MirrorWork,
     PutMirror,
+    ReplaceMirror,
     SourceParameter,
     canary_key,
     decide_mirror,
@@ -23,6 +27,7 @@ from monitor_logic import (  # noqa: E402
     parse_mirror_description,
     parse_parameter_change,
     parse_replication_failure,
+    plan_mirrors,
     poll_until_visible,
     put_mirror_request,
 )
@@ -34,8 +39,8 @@ def source(version: int = 2, modified: float = T0, kind: str = "String") -> Sour
     return SourceParameter(name="/app/dev/config/x", type=kind, value="v", version=version, modified=modified)
 
 
-def mirror_of(version: int, modified: float, env: str = "dev") -> MirrorState:
-    return MirrorState(name="/app/dev/config/x", description=mirror_description(env, version, modified))
+def mirror_of(version: int, modified: float, env: str = "dev", kind: str | None = "String") -> MirrorState:
+    return MirrorState(name="/app/dev/config/x", description=mirror_description(env, version, modified), type=kind)
 
 
 def decide(src: SourceParameter | None, mirror: MirrorState | None, secure: bool = False):  # noqa: ANN201
@@ -67,6 +72,54 @@ def test_description_round_trip() -> None:
 ])
 def test_decide_mirror(src, mirror, expected) -> None:  # noqa: ANN001
     assert isinstance(decide(src, mirror), expected)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("String", "SecureString"), ("SecureString", "String"), ("String", "StringList"), ("StringList", "String"),
+    ("StringList", "SecureString"), ("SecureString", "StringList"),
+])
+def test_a_newer_source_of_another_type_replaces_the_mirror(old: str, new: str) -> None:
+    # PutParameter cannot change a type ("Parameter Store doesn't support changing a parameter
+    # type in a hierarchy", HierarchyTypeMismatchException): the mirror is replaced instead.
+    action = decide(source(version=3, kind=new), mirror_of(2, T0, kind=old), secure=True)
+    assert isinstance(action, ReplaceMirror) and f"from {old} to {new}" in action.reason
+
+
+def test_a_type_change_never_lets_an_older_source_win() -> None:
+    # A stale read of another type is still older: the newer mirror stays, whatever its type.
+    assert isinstance(decide(source(version=1, kind="String"), mirror_of(2, T0, kind="SecureString"), secure=True),
+                      KeepMirror)
+    # A hand-made parameter of another type is replaced like it would be overwritten.
+    hand_made = MirrorState("/app/dev/config/x", "hand made", "StringList")
+    assert isinstance(decide(source(), hand_made), ReplaceMirror)
+    # Mirroring switched off: a SecureString source only ever removes the old mirror.
+    assert isinstance(decide(source(version=3, kind="SecureString"), mirror_of(2, T0, kind="String")), DeleteMirror)
+    # Unknown mirror type (not described): decided as before.
+    assert isinstance(decide(source(version=3), mirror_of(2, T0, kind=None)), PutMirror)
+
+
+def test_plan_lists_only_what_changes_by_name_then_target() -> None:
+    sources = {"/app/dev/config/a": SourceParameter("/app/dev/config/a", "String", "1", 1, T0),
+               "/app/dev/config/b": SourceParameter("/app/dev/config/b", "String", "2", 2, T0)}
+    mirrors = {
+        "staging": {"/app/dev/config/a": MirrorState("/app/dev/config/a", mirror_description("dev", 1, T0), "String"),
+                    "/app/dev/config/old": MirrorState("/app/dev/config/old", mirror_description("dev", 1, T0), "String")},
+        "prod": {"/app/dev/config/b": MirrorState("/app/dev/config/b", mirror_description("dev", 1, T0), "StringList")},
+    }
+    plan = plan_mirrors(sources, mirrors, source_env="dev", mirror_secure_strings=False)
+    assert [(w.name, w.target, type(w.action)) for w in plan] == [
+        ("/app/dev/config/a", "prod", PutMirror),
+        ("/app/dev/config/b", "staging", PutMirror),
+        ("/app/dev/config/b", "prod", ReplaceMirror),
+        ("/app/dev/config/old", "staging", DeleteMirror),
+    ]
+    assert all(isinstance(w, MirrorWork) for w in plan)
+
+
+def test_an_unread_value_is_never_written() -> None:
+    listed = SourceParameter(name="/app/dev/config/x", type="SecureString", value=None, version=1, modified=T0)
+    with pytest.raises(ValueError, match="not read"):
+        put_mirror_request(listed, "dev")
 
 
 def test_secure_string_mirrored_when_enabled() -> None:
@@ -130,13 +183,55 @@ class Clock:
         self.now += seconds
 
 
-def test_poll_backs_off_to_a_cap_and_stops_at_the_deadline() -> None:
+def test_s3_poll_backs_off_to_a_cap_and_stops_at_the_deadline() -> None:
     clock = Clock()
-    seen = poll_until_visible({"never": lambda: False}, clock=clock, sleep=clock.sleep, deadline=110.0)
+    seen = poll_until_visible({"never": (lambda: False, S3_POLL)}, clock=clock, sleep=clock.sleep,
+                              start=100.0, deadline=110.0)
     assert seen == {"never": None}
-    assert clock.sleeps[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6]
-    assert max(clock.sleeps) == 2.0
+    assert clock.sleeps[:6] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
+    assert max(clock.sleeps) == pytest.approx(2.0)
     assert clock.now == pytest.approx(110.0)
+
+
+def test_metadata_poll_looks_every_50_ms_near_the_bound_then_backs_off() -> None:
+    clock = Clock()
+    looks: list[float] = []
+
+    def never() -> bool:
+        looks.append(clock.now - 100.0)
+        return False
+
+    poll_until_visible({"metadata": (never, METADATA_POLL)}, clock=clock, sleep=clock.sleep, start=100.0, deadline=110.0)
+    near_bound = [t for t in looks if t < 1.999]
+    assert len(near_bound) == 40  # 0, 0.05, ... 1.95
+    assert max(b - a for a, b in zip(near_bound, near_bound[1:])) == pytest.approx(0.05)
+    gaps = [round(b - a, 6) for a, b in zip(looks, looks[1:]) if a > 2.01]
+    assert gaps[:5] == [0.05, 0.1, 0.2, 0.4, 0.8] and max(gaps) == 2.0  # then backs off to the cap
+    assert clock.now == pytest.approx(110.0)
+
+
+@pytest.mark.parametrize("arrival", [0.12, 0.5, 0.8, 0.97, 1.03, 1.4])
+def test_a_lag_near_the_bound_is_measured_to_50_ms(arrival: float) -> None:
+    # The doubling series shared with S3 saw an arrival at 0.8 s only at 1.55 s.
+    clock = Clock()
+    seen = poll_until_visible({"metadata": (lambda: clock.now - 100.0 >= arrival, METADATA_POLL)},
+                              clock=clock, sleep=clock.sleep, start=100.0, deadline=160.0)
+    measured = seen["metadata"] - 100.0
+    assert arrival <= measured <= arrival + 0.05 + 1e-9
+
+
+def test_probes_keep_their_own_schedules() -> None:
+    clock = Clock()
+    s3_looks: list[float] = []
+
+    def s3() -> bool:
+        s3_looks.append(round(clock.now - 100.0, 6))
+        return False
+
+    seen = poll_until_visible({"metadata": (lambda: clock.now - 100.0 >= 0.81, METADATA_POLL), "s3": (s3, S3_POLL)},
+                              clock=clock, sleep=clock.sleep, start=100.0, deadline=102.0)
+    assert 100.81 <= seen["metadata"] <= 100.86
+    assert s3_looks[:5] == [0.0, 0.05, 0.15, 0.35, 0.75]  # S3's doubling, untouched by the 50 ms looks
 
 
 def test_poll_records_when_each_probe_became_visible() -> None:
@@ -150,8 +245,8 @@ def test_poll_records_when_each_probe_became_visible() -> None:
     def broken() -> bool:
         raise RuntimeError("throttled")
 
-    seen = poll_until_visible({"now": lambda: True, "later": later, "broken": broken},
-                              clock=clock, sleep=clock.sleep, deadline=101.0)
+    seen = poll_until_visible({"now": (lambda: True, S3_POLL), "later": (later, S3_POLL), "broken": (broken, S3_POLL)},
+                              clock=clock, sleep=clock.sleep, start=100.0, deadline=101.0)
     assert seen["now"] == 100.0
     assert seen["later"] == pytest.approx(100.15)
     assert seen["broken"] is None

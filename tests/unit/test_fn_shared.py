@@ -99,6 +99,20 @@ def test_emf_lines_have_exactly_the_contract_dimensions(monkeypatch: pytest.Monk
     assert len(out.getvalue().splitlines()) == 2  # flushed once
 
 
+def test_measured_values_share_one_document_per_metric_and_dimensions() -> None:
+    out = io.StringIO()
+    metrics = Metrics("ReplicationFramework", stream=out)
+    for i in range(250):  # a batch of copies, each timed
+        metrics.value("MetadataReplicationLag", "Seconds", i / 1000, {"Environment": "dev", "Target": "prod"})
+    metrics.value("MetadataReplicationLag", "Seconds", 0.5, {"Environment": "dev", "Target": "staging"})
+    metrics.flush()
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    prod = [d for d in docs if d["Target"] == "prod"]
+    assert [len(d["MetadataReplicationLag"]) for d in prod] == [99, 99, 52]  # EMF: at most 100 values a metric
+    assert [v for d in prod for v in d["MetadataReplicationLag"]] == [i / 1000 for i in range(250)]  # every value
+    assert [d["MetadataReplicationLag"] for d in docs if d["Target"] == "staging"] == [[0.5]]
+
+
 def test_event_shape_never_carries_values() -> None:
     shape = event_shape({"detail": {"value": "secret"}, "source": "aws.ssm", "Records": [{"eventSource": "x"}]})
     assert "secret" not in json.dumps(shape)

@@ -15,10 +15,12 @@ from stream_logic import (  # noqa: E402
     DeleteItem,
     PutItem,
     SkipRecord,
+    copy_lag_seconds,
     delete_request,
     plan_record,
     put_request,
     schema_event,
+    written_at_ms,
 )
 
 BATCH = load_event("dynamodb_stream_batch.json")["Records"]
@@ -109,3 +111,34 @@ def test_schema_event_entry() -> None:
     assert entry["EventBusName"] == "default"
     assert json.loads(entry["Detail"]) == {"environment": "dev", "change": "UPSERT", "pk": "SCHEMA", "sk": "orders",
                                            "version": "5", "targets": ["staging"], "sequenceNumber": "3"}
+
+
+@pytest.mark.parametrize("attribute, expected", [
+    ({"N": "1714564800123"}, 1714564800123),
+    ({"N": "1714564800123.0"}, 1714564800123),
+    ({"N": "1714564800.5"}, None),  # seconds with a fraction: not the contract's milliseconds
+    ({"N": "-5"}, None),
+    ({"N": "NaN"}, None),
+    ({"N": "x"}, None),
+    ({"S": "1714564800123"}, None),
+    (None, None),
+])
+def test_written_at_ms_is_read_only_when_it_is_whole_milliseconds(attribute: Any, expected: int | None) -> None:
+    image = {"pk": {"S": "A"}} | ({"written_at_ms": attribute} if attribute is not None else {})
+    assert written_at_ms(image) == expected
+
+
+def test_a_put_carries_the_source_write_time_and_a_malformed_one_only_skips_the_measurement() -> None:
+    record = json.loads(json.dumps(BATCH[0]))
+    record["dynamodb"]["NewImage"]["written_at_ms"] = {"N": "1714564800123"}
+    assert plan_record(record, "dev").written_at_ms == 1714564800123
+    record["dynamodb"]["NewImage"]["written_at_ms"] = {"N": "soon"}
+    action = plan_record(record, "dev")
+    assert isinstance(action, PutItem) and action.written_at_ms is None  # still propagated
+    assert put_request(action, "t")["Item"] == record["dynamodb"]["NewImage"]  # the copy is the item as is
+    assert isinstance(plan_record(BATCH[0], "dev"), PutItem) and plan_record(BATCH[0], "dev").written_at_ms is None
+
+
+def test_copy_lag_is_milliseconds_precise_and_never_negative() -> None:
+    assert copy_lag_seconds(1_714_564_800_123, 1_714_564_800.957) == pytest.approx(0.834)
+    assert copy_lag_seconds(1_714_564_800_123, 1_714_564_800.0) == 0.0  # the writer's clock ran ahead

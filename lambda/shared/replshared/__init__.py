@@ -7,5 +7,7 @@
 - `telemetry`: structured JSON logger and Embedded Metric Format metrics.
 - `events`: recognising the event shapes AWS sends, and reporting the ones nobody understands.
 - `errors`: the exceptions a handler raises on purpose.
+- `budget`: the invocation's remaining time (from the Lambda context), and backing off on
+  throttling within it.
 - `items`: DynamoDB attribute-value conversion.
 """
