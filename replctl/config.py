@@ -506,6 +506,8 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
                 c.problems.append(Problem(env.line, f"environments[{envs.index(env)}]",
                                           f"account {admin.account_id} is the admin account; "
                                           "environments must use their own accounts"))
+    if envs:
+        _same_regions(c, envs)
     if stackset is not None and stackset.permission_model == "SERVICE_MANAGED":
         for i, env in enumerate(envs):
             if env.organizational_unit_id is None:
@@ -524,6 +526,21 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
         thresholds=thresholds,
         observer_role_name=observer,
     )
+
+
+def _same_regions(c: _Checker, envs: list[Environment]) -> None:
+    """Every environment must run in the same regions. A function reaches the downstream account in
+    its own region (it assumes the agent role there and writes that region's table and hierarchy),
+    and the agent role of region r trusts only the upstream function roles of region r (their names
+    end in the region): an environment missing a region of another would break replication silently."""
+    first = envs[0]
+    for i, env in enumerate(envs[1:], start=1):
+        if set(env.regions) != set(first.regions):
+            c.problems.append(Problem(env.line, f"environments[{i}].regions",
+                                      f"{env.name} runs in {', '.join(env.regions)} but {first.name} in "
+                                      f"{', '.join(first.regions)}: every environment must list the same regions "
+                                      "(replication and mirroring go from each region to the same region "
+                                      "downstream)"))
 
 
 def _admin(c: _Checker, node: yaml.Node, path: str) -> Admin | None:
@@ -637,7 +654,27 @@ def _preferences(c: _Checker, node: yaml.Node, path: str) -> OperationPreference
             v["region_order"] = tuple(c.region(n, f"{path}.region_order[{i}]") for i, n in enumerate(items))
     if len(c.problems) > before:
         return None
-    return OperationPreferences(**v)
+    prefs = OperationPreferences(**v)
+    _strict_concurrency(c, keys, path, prefs)
+    return prefs
+
+
+def _strict_concurrency(c: _Checker, keys: dict[str, Any], path: str, prefs: OperationPreferences) -> None:
+    """STRICT_FAILURE_TOLERANCE (the default) never runs more than failure_tolerance_count + 1 accounts
+    at once: "The initial actual concurrency is set to the lower of either the value of the
+    MaxConcurrentCount, or the value of FailureToleranceCount +1" (CloudFormation API reference,
+    StackSetOperationPreferences). A larger max_concurrent_count would silently not apply."""
+    if prefs.concurrency_mode != "STRICT_FAILURE_TOLERANCE":
+        return
+    if prefs.max_concurrent_count is None or prefs.failure_tolerance_count is None:
+        return  # percentages: the bound depends on the number of accounts
+    if prefs.max_concurrent_count > prefs.failure_tolerance_count + 1:
+        node = keys["max_concurrent_count"][1]
+        c.add(node, f"{path}.max_concurrent_count",
+              f"{prefs.max_concurrent_count} is more than failure_tolerance_count + 1 "
+              f"({prefs.failure_tolerance_count + 1}); with concurrency_mode STRICT_FAILURE_TOLERANCE (the "
+              "default) StackSets never runs more accounts at once: raise failure_tolerance_count, lower "
+              "max_concurrent_count, or set concurrency_mode: SOFT_FAILURE_TOLERANCE")
 
 
 def _wait(c: _Checker, node: yaml.Node, path: str) -> WaitSettings | None:
