@@ -158,12 +158,18 @@ class Request:
 # ----------------------------------------------------------------------------- matching
 
 
+@lru_cache(maxsize=None)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern.replace("[", "[[]")), re.DOTALL)
+
+
 def glob(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
     """IAM wildcard match: `*` any run of characters, `?` one character, nothing else special."""
-    escaped = pattern.replace("[", "[[]")
-    if case_sensitive:
-        return fnmatch.fnmatchcase(value, escaped)
-    return fnmatch.fnmatchcase(value.lower(), escaped.lower())
+    if not case_sensitive:
+        pattern, value = pattern.lower(), value.lower()
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    return _compiled(pattern).match(value) is not None
 
 
 def arn_like(pattern: str, value: str) -> bool:
@@ -250,10 +256,16 @@ class Policy:
         return Policy(self.name, tuple(s for s in self.statements if s.get("Sid") != sid), self.kind)
 
 
+@lru_cache(maxsize=None)
+def _actions_pattern(actions: tuple[str, ...]) -> re.Pattern[str]:
+    """One case-insensitive regex for a statement's action list (action names ignore case)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(a.lower().replace('[', '[[]'))})" for a in actions) or "(?!)")
+
+
 def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
-    if "NotAction" in statement:
-        return not any(glob(a, action, case_sensitive=False) for a in _as_list(statement["NotAction"]))
-    return any(glob(a, action, case_sensitive=False) for a in _as_list(statement.get("Action", [])))
+    key = "NotAction" if "NotAction" in statement else "Action"
+    listed = _actions_pattern(tuple(_as_list(statement.get(key, [])))).match(action.lower()) is not None
+    return not listed if key == "NotAction" else listed
 
 
 def _resource_matches(statement: Mapping[str, Any], resource: str, kind: str) -> bool:

@@ -10,8 +10,9 @@ policies), rendered to concrete strings for each environment and replication swi
 - every concrete ARN matches one of the action's resource ARN formats (small reasoned allowlist);
 - trust policies trust only what they should;
 - the permissions boundary covers every role of the replication template and allows nothing none
-  of them uses, and the StackSet execution role covers (and does not exceed) what CloudFormation
-  needs for that template;
+  of them uses, and the StackSet execution role grants nothing CloudFormation's handlers do not
+  call for that template (that it grants everything they call, on the right ARNs and under the
+  right conditions, is the permission proof: tests/unit/test_permission_proof.py);
 - the observer role (bootstrap template) is read-only, exactly the reads replctl makes, and out of
   the execution role's reach.
 """
@@ -389,96 +390,6 @@ def _schemas() -> dict[str, set[str]]:
     return out
 
 
-# Handler permissions the execution role deliberately does not have: the template never uses the
-# feature (or the "permission" is not an IAM action at all).
-NOT_NEEDED = {
-    **dict.fromkeys(
-        ["s3:putbucketreplication", "s3:deletebucketreplication", "s3:rest.put.object"],
-        "not IAM actions (API names); S3 authorises them as s3:PutReplicationConfiguration",
-    ),
-    **dict.fromkeys(
-        [
-            "s3:createbucketmetadatatableconfiguration", "s3:deletebucketmetadatatableconfiguration",
-            "s3:updatebucketmetadataannotationtableconfiguration", "s3:updatebucketmetadatainventorytableconfiguration",
-            "s3:updatebucketmetadatajournaltableconfiguration", "s3tables:createnamespace", "s3tables:createtable",
-            "s3tables:createtablebucket", "s3tables:gettable", "s3tables:gettablemetadatalocation",
-            "s3tables:puttablebucketpolicy", "s3tables:puttableencryption", "s3tables:puttablepolicy",
-            "s3tables:updatetablemetadatalocation",
-        ],
-        "S3 metadata tables are not used",
-    ),
-    **dict.fromkeys(
-        [
-            "s3:deletebucketanalyticsconfiguration", "s3:deletebucketcors", "s3:deletebucketencryption",
-            "s3:deletebucketlifecycle", "s3:deletebucketmetricsconfiguration", "s3:deletebucketwebsite",
-            "s3:putobjectlockconfiguration",
-        ],
-        "API names, not IAM actions: S3 authorises them as the matching s3:Put... action, which is granted",
-    ),
-    **dict.fromkeys(
-        ["s3:putbucketabac", "s3:putobjectacl"],
-        "bucket features the template does not configure (ACLs are disabled by BucketOwnerEnforced)",
-    ),
-    "s3:deleteobject": "the bucket is retained on stack deletion, never emptied by CloudFormation",
-    **dict.fromkeys(
-        ["ec2:describenetworkinterfaces", "ec2:describesecuritygroups", "ec2:describesubnets", "ec2:describevpcs",
-         "elasticfilesystem:describemounttargets", "s3files:listmounttargets"],
-        "the functions are not attached to a VPC or a file system",
-    ),
-    **dict.fromkeys(
-        ["lambda:associateruntimealias", "lambda:deletefunctioncodesigningconfig", "lambda:getcodesigningconfig",
-         "lambda:getlayerversion", "lambda:passcapacityprovider", "lambda:publishversion",
-         "lambda:putfunctioncodesigningconfig", "lambda:putfunctionrecursionconfig", "lambda:putfunctionscalingconfig",
-         "lambda:putruntimemanagementconfig"],
-        "no layers, versions, code signing, capacity providers, recursion or runtime management settings",
-    ),
-    **dict.fromkeys(
-        ["kms:encrypt", "kms:generatedatakey"],
-        "the functions' environment and the stream mapping use AWS-owned keys; the table's key is used through DynamoDB",
-    ),
-    **dict.fromkeys(
-        ["application-autoscaling:deletescalingpolicy", "application-autoscaling:deletescheduledaction",
-         "application-autoscaling:deregisterscalabletarget", "application-autoscaling:putscalingpolicy",
-         "application-autoscaling:putscheduledaction", "application-autoscaling:registerscalabletarget",
-         "cloudwatch:putmetricdata"],
-        "the table is on-demand (PAY_PER_REQUEST): no auto scaling",
-    ),
-    **dict.fromkeys(
-        ["dynamodb:disablekinesisstreamingdestination", "dynamodb:enablekinesisstreamingdestination",
-         "dynamodb:updatekinesisstreamingdestination", "kinesis:describestream", "kinesis:liststreams",
-         "kinesis:putrecords"],
-        "no Kinesis streaming destination",
-    ),
-    **dict.fromkeys(
-        ["dynamodb:putresourcepolicy", "dynamodb:deleteresourcepolicy", "dynamodb:disassociatetablereplica"],
-        "no table resource policy; no multi-account replica (cross-account sync is one-way via the stream processor)",
-    ),
-    "dynamodb:describe*": "expanded to the Describe calls the role lists",
-    "application-autoscaling:describe*": "expanded to the Describe calls the role lists",
-    **dict.fromkeys(
-        ["logs:associatekmskey", "logs:disassociatekmskey", "logs:createlogdelivery", "logs:deletedataprotectionpolicy",
-         "logs:deleteindexpolicy", "logs:deleteresourcepolicy", "logs:putbearertokenauthentication",
-         "logs:putdataprotectionpolicy", "logs:putindexpolicy", "logs:putloggroupdeletionprotection",
-         "logs:putresourcepolicy", "firehose:tagdeliverystream"],
-        "log groups use no KMS key, data protection, index, resource policy, delivery or deletion protection",
-    ),
-    **dict.fromkeys(
-        ["iam:attachrolepolicy", "iam:detachrolepolicy", "iam:deleterolepermissionsboundary"],
-        "roles use inline policies only; the permissions boundary is never removed",
-    ),
-    **dict.fromkeys(
-        ["iam:getrole", "iam:passrole"],
-        "SNS delivery-status logging roles are not used (iam:GetRole/PassRole are granted for /replctl/ roles)",
-    ),
-    "sns:putdataprotectionpolicy": "the topic has no data protection policy",
-    "sqs:listqueues": "every queue is named, so the queue handler never needs to list queues",
-    **dict.fromkeys(
-        ["iam:putuserpolicy", "iam:getuserpolicy", "iam:deleteuserpolicy", "iam:putgrouppolicy",
-         "iam:getgrouppolicy", "iam:deletegrouppolicy"],
-        "AWS::IAM::Policy is only ever attached to roles",
-    ),
-}
-
 # Execution-role actions that no handler schema lists, with the reason they are needed.
 EXTRA_EXECUTION_ACTIONS = {
     **dict.fromkeys(
@@ -511,31 +422,9 @@ def _matches_any(action: str, patterns: set[str]) -> bool:
     return any(fnmatch.fnmatchcase(action, p) for p in patterns)
 
 
-def test_execution_role_covers_every_handler_permission_the_template_needs():
-    granted = _execution_actions()
-    missing = {}
-    for rtype, permissions in _schemas().items():
-        for permission in permissions - granted - set(NOT_NEEDED):
-            missing.setdefault(rtype, []).append(permission)
-    assert missing == {}
-
-
 def test_execution_role_grants_nothing_the_template_does_not_need():
     needed = set().union(*_schemas().values()) | set(EXTRA_EXECUTION_ACTIONS)
     assert sorted(a for a in _execution_actions() if not _matches_any(a, needed)) == []
-
-
-def test_wildcard_handler_permissions_are_covered_by_listed_actions():
-    """A schema's "dynamodb:Describe*" is satisfied by the Describe calls the role lists."""
-    granted = _execution_actions()
-    for permission in [p for p in NOT_NEEDED if "*" in p]:
-        assert [a for a in granted if fnmatch.fnmatchcase(a, permission)], permission
-
-
-def test_not_needed_list_is_not_stale():
-    needed = set().union(*_schemas().values())
-    assert sorted(set(NOT_NEEDED) - needed) == []
-    assert sorted(set(NOT_NEEDED) & _execution_actions() - {"iam:getrole", "iam:passrole"}) == []
 
 
 def _policy_size(document: dict[str, Any]) -> int:
