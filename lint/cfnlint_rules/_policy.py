@@ -21,6 +21,7 @@ WILDCARD_ONLY_ACTIONS: dict[str, tuple[str, ...]] = {
     "application-autoscaling:describescalabletargets": (),
     "application-autoscaling:describescalingpolicies": (),
     "application-autoscaling:describescheduledactions": (),
+    "cloudformation:createstackset": (),
     "cloudformation:describestackdriftdetectionstatus": (),
     "cloudformation:validatetemplate": (),
     "cloudwatch:getmetricdata": (),
