@@ -89,6 +89,8 @@ def _renderings() -> Iterator[tuple[str, str, cfnkit.Rendered]]:
         cfnkit.load("stackset-administration-role.yaml"), {}, ADMIN)
     yield "stackset-execution-role.yaml", "target", cfnkit.render(
         cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, ACCOUNTS["dev"])
+    yield "operator-policy.yaml", "admin", cfnkit.render(
+        cfnkit.load("operator-policy.yaml"), {"OperatorTrustedRolePattern": "replctl-ci-*"}, ADMIN)
 
 
 def _documents(rendered: cfnkit.Rendered) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -146,7 +148,7 @@ def _resources(statement: Statement) -> list[str]:
 
 
 def _account_of(statement: Statement) -> str:
-    if statement.template == "stackset-administration-role.yaml":
+    if statement.template in ("stackset-administration-role.yaml", "operator-policy.yaml"):
         return ADMIN
     env = statement.scenario.split(",", 1)[0]
     return ACCOUNTS.get(env, ACCOUNTS["dev"])
@@ -166,6 +168,7 @@ def test_extraction_sees_every_kind_of_policy_in_every_template():
     assert {("replication.yaml", k) for k in ("identity", "trust", "resource", "key")} <= kinds
     assert ("stackset-administration-role.yaml", "trust") in kinds
     assert {("stackset-execution-role.yaml", k) for k in ("identity", "trust")} <= kinds
+    assert {("operator-policy.yaml", k) for k in ("identity", "trust")} <= kinds
     assert len(ALLOWS) > 200
 
 
@@ -527,3 +530,21 @@ def test_execution_role_cannot_touch_the_observer():
     }
     assert allowed <= denied
     assert denied <= {a for a in denied if a.startswith("iam:")}
+
+
+def test_operator_trust_is_the_parameter_and_never_a_user_or_root() -> None:
+    (trust,) = [s for s in TRUSTS if s.template == "operator-policy.yaml"]
+    assert trust.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:root"}
+    assert trust.body["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/replctl-ci-*"}}
+
+
+def test_operator_reaches_target_accounts_only_through_the_observer() -> None:
+    """The operator writes nothing in a target account: its only cross-account grant is assuming the
+    observer role; everything else is in the admin account."""
+    grants = _grants([s for s in ALLOWS if s.template == "operator-policy.yaml"])
+    assert ("sts:assumerole", "arn:aws:iam::*:role/replctl/replctl-observer") in grants
+    for action, resource in grants:
+        if action == "sts:assumerole":
+            continue
+        account = resource.split(":")[4] if resource.startswith("arn:") else ""
+        assert account in ("", ADMIN), (action, resource)
