@@ -529,18 +529,19 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
 
 
 def _same_regions(c: _Checker, envs: list[Environment]) -> None:
-    """Every environment must run in the same regions. A function reaches the downstream account in
-    its own region (it assumes the agent role there and writes that region's table and hierarchy),
-    and the agent role of region r trusts only the upstream function roles of region r (their names
-    end in the region): an environment missing a region of another would break replication silently."""
-    first = envs[0]
+    """Every environment runs in every region of the environments before it. A function reaches the
+    downstream account in its own region (it assumes the agent role there and writes that region's
+    table and hierarchy), and the agent role of region r trusts only the upstream function roles of
+    region r (their names end in the region): a downstream environment missing an upstream region
+    would make every replication and mirror from that region fail, silently until the alarms fire."""
     for i, env in enumerate(envs[1:], start=1):
-        if set(env.regions) != set(first.regions):
+        upstream = {r: e.name for e in envs[:i] for r in e.regions}
+        missing = sorted(r for r in upstream if r not in env.regions)
+        if missing:
+            where = ", ".join(f"{r} (where {upstream[r]} runs)" for r in missing)
             c.problems.append(Problem(env.line, f"environments[{i}].regions",
-                                      f"{env.name} runs in {', '.join(env.regions)} but {first.name} in "
-                                      f"{', '.join(first.regions)}: every environment must list the same regions "
-                                      "(replication and mirroring go from each region to the same region "
-                                      "downstream)"))
+                                      f"{env.name} must also run in {where}: an environment's functions replicate "
+                                      "and mirror into each downstream environment in their own region"))
 
 
 def _admin(c: _Checker, node: yaml.Node, path: str) -> Admin | None:
