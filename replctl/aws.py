@@ -14,8 +14,8 @@ boto3 is imported lazily so `replctl --help` stays fast.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +58,16 @@ class AwsSettings:
 
 @dataclass(frozen=True)
 class Call:
-    """One API call made through the factory (for counting and dry-run guarantees)."""
+    """One API call made through the factory: for counting, dry-run guarantees, and the offline
+    permission proof, which maps it to the IAM request AWS would authorise (`params` are the call's
+    parameters as given; `role_arn` is the role the client acts as, None for the caller's own identity)."""
 
     service: str
     operation: str
     account: str
     region: str
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    role_arn: str | None = None
 
     @property
     def mutating(self) -> bool:
@@ -241,11 +245,17 @@ class SessionFactory:
             raise translate(exc) from exc
         who = account or "caller"
 
-        def before_call(model: Any = None, **_: Any) -> None:
-            call = Call(service, getattr(model, "name", "?"), who, region)
+        def keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            # provide-client-params sees the call's parameters; before-call only the serialized request.
+            context["replctl_params"] = dict(params)
+
+        def before_call(model: Any = None, context: dict[str, Any] | None = None, **_: Any) -> None:
+            params = (context or {}).get("replctl_params", {})
+            call = Call(service, getattr(model, "name", "?"), who, region, params, role_arn)
             for listener in list(self._listeners):
                 listener(call)
 
+        client.meta.events.register("provide-client-params.*.*", keep_params)
         client.meta.events.register("before-call.*.*", before_call)
         for hook in self._client_hooks:
             hook(service, account, client)

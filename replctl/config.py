@@ -509,6 +509,8 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
                 c.problems.append(Problem(env.line, f"environments[{envs.index(env)}]",
                                           f"account {admin.account_id} is the admin account; "
                                           "environments must use their own accounts"))
+    if envs:
+        _same_regions(c, envs)
     if stackset is not None and stackset.permission_model == "SERVICE_MANAGED":
         for i, env in enumerate(envs):
             if env.organizational_unit_id is None:
@@ -527,6 +529,22 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
         thresholds=thresholds,
         observer_role_name=observer,
     )
+
+
+def _same_regions(c: _Checker, envs: list[Environment]) -> None:
+    """Every environment runs in every region of the environments before it. A function reaches the
+    downstream account in its own region (it assumes the agent role there and writes that region's
+    table and hierarchy), and the agent role of region r trusts only the upstream function roles of
+    region r (their names end in the region): a downstream environment missing an upstream region
+    would make every replication and mirror from that region fail, silently until the alarms fire."""
+    for i, env in enumerate(envs[1:], start=1):
+        upstream = {r: e.name for e in envs[:i] for r in e.regions}
+        missing = sorted(r for r in upstream if r not in env.regions)
+        if missing:
+            where = ", ".join(f"{r} (where {upstream[r]} runs)" for r in missing)
+            c.problems.append(Problem(env.line, f"environments[{i}].regions",
+                                      f"{env.name} must also run in {where}: an environment's functions replicate "
+                                      "and mirror into each downstream environment in their own region"))
 
 
 def _admin(c: _Checker, node: yaml.Node, path: str) -> Admin | None:
@@ -646,7 +664,27 @@ def _preferences(c: _Checker, node: yaml.Node, path: str) -> OperationPreference
             v["region_order"] = tuple(c.region(n, f"{path}.region_order[{i}]") for i, n in enumerate(items))
     if len(c.problems) > before:
         return None
-    return OperationPreferences(**v)
+    prefs = OperationPreferences(**v)
+    _strict_concurrency(c, keys, path, prefs)
+    return prefs
+
+
+def _strict_concurrency(c: _Checker, keys: dict[str, Any], path: str, prefs: OperationPreferences) -> None:
+    """STRICT_FAILURE_TOLERANCE (the default) never runs more than failure_tolerance_count + 1 accounts
+    at once: "The initial actual concurrency is set to the lower of either the value of the
+    MaxConcurrentCount, or the value of FailureToleranceCount +1" (CloudFormation API reference,
+    StackSetOperationPreferences). A larger max_concurrent_count would silently not apply."""
+    if prefs.concurrency_mode != "STRICT_FAILURE_TOLERANCE":
+        return
+    if prefs.max_concurrent_count is None or prefs.failure_tolerance_count is None:
+        return  # percentages: the bound depends on the number of accounts
+    if prefs.max_concurrent_count > prefs.failure_tolerance_count + 1:
+        node = keys["max_concurrent_count"][1]
+        c.add(node, f"{path}.max_concurrent_count",
+              f"{prefs.max_concurrent_count} is more than failure_tolerance_count + 1 "
+              f"({prefs.failure_tolerance_count + 1}); with concurrency_mode STRICT_FAILURE_TOLERANCE (the "
+              "default) StackSets never runs more accounts at once: raise failure_tolerance_count, lower "
+              "max_concurrent_count, or set concurrency_mode: SOFT_FAILURE_TOLERANCE")
 
 
 def _wait(c: _Checker, node: yaml.Node, path: str) -> WaitSettings | None:

@@ -13,7 +13,7 @@ ResponseParserError from its server). That is reported once, as a note, and pari
 
 Parity reads, per account-region of each selected environment and through the observer role:
 the environment's own SSM hierarchy (DescribeParameters: names only, never values), the metadata
-table's DescribeTable, GetFunction of the three functions (CodeSha256), and the bucket's
+table's DescribeTable, GetFunctionConfiguration of the three functions (CodeSha256), and the bucket's
 replication rules; plus, in the admin account, the stack set's parameters and each instance's
 overrides, which say which downstream rules the template wants.
 """
@@ -241,10 +241,17 @@ def read_table_schema(dynamodb: Any, table: str) -> TableSchema | None:
 
 
 def read_code(lam: Any, names: Names) -> dict[str, str | None]:
+    """CodeSha256 of each function (None when it does not exist).
+
+    GetFunctionConfiguration, not GetFunction: GetFunction also returns the function's tags, which
+    "Lambda returns ... only if you have explicit allow permissions for lambda:ListTags" (Lambda API
+    reference, GetFunction), and CloudFormation tags every function it creates; the observer role
+    needs neither the tags nor the code download link GetFunction returns.
+    """
     out: dict[str, str | None] = {}
     for short in FUNCTIONS:
         try:
-            out[short] = lam.get_function(FunctionName=names.function(short))["Configuration"].get("CodeSha256")
+            out[short] = lam.get_function_configuration(FunctionName=names.function(short)).get("CodeSha256")
         except Exception as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 out[short] = None
@@ -308,7 +315,7 @@ def fetch_parity_target(factory: SessionFactory, names: Names, env: Environment,
     try:
         values["code"] = read_code(client("lambda"), names)
     except errors as exc:
-        problems.append(Problem("function-code", f"GetFunction: {translate(exc).message}"))
+        problems.append(Problem("function-code", f"GetFunctionConfiguration: {translate(exc).message}"))
     if region == env.regions[0]:  # one bucket per account, deployed with the first region's instance
         bucket = names.bucket(env.name, account)
         values["bucket"] = bucket

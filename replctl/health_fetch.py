@@ -310,14 +310,39 @@ def read_queue(sqs: Any, account: str, region: str, name: str) -> QueueFact | No
     return QueueFact(name, int(attrs.get("Attributes", {}).get("ApproximateNumberOfMessages", 0)))
 
 
+#: Both kinds, always. "If you omit this parameter, only metric alarms are returned" (CloudWatch API
+#: reference, DescribeAlarms, AlarmTypes); asking for composite alarms needs cloudwatch:DescribeAlarms
+#: on "*", which the observer role grants.
+ALARM_TYPES = ("CompositeAlarm", "MetricAlarm")
+
+
+def describe_alarms(cloudwatch: Any, prefix: str, *, state: str | None = None) -> list[dict[str, Any]]:
+    """Every metric and composite alarm named `prefix`*, optionally only those in `state`.
+
+    The one DescribeAlarms of replctl: `status` and the deploy gate both read through it, so they
+    always agree on which alarms count.
+    """
+    kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "AlarmTypes": list(ALARM_TYPES)}
+    if state is not None:
+        kwargs["StateValue"] = state
+    found: list[dict[str, Any]] = []
+    while True:
+        page = cloudwatch.describe_alarms(**kwargs)
+        found += [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    # Filter again: not every endpoint honours StateValue together with a prefix (moto returns every
+    # alarm of the prefix), and a gate must never fail on an OK alarm.
+    return [a for a in found if state is None or a.get("StateValue") == state]
+
+
 def read_alarms(cloudwatch: Any, prefix: str) -> tuple[AlarmFact, ...]:
     alarms: list[AlarmFact] = []
-    paginator = cloudwatch.get_paginator("describe_alarms")
-    for page in paginator.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
-        for a in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
-            updated = a.get("StateUpdatedTimestamp")
-            alarms.append(AlarmFact(a["AlarmName"], alarm_state(a["StateValue"]), a.get("StateReason", ""),
-                                    _utc(updated) if isinstance(updated, datetime) else None))
+    for a in describe_alarms(cloudwatch, prefix):
+        updated = a.get("StateUpdatedTimestamp")
+        alarms.append(AlarmFact(a["AlarmName"], alarm_state(a["StateValue"]), a.get("StateReason", ""),
+                                _utc(updated) if isinstance(updated, datetime) else None))
     return tuple(sorted(alarms, key=lambda a: a.name))
 
 

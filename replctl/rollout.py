@@ -471,18 +471,10 @@ class _Rollout:
 
 
 def _alarms_in_alarm(cw: Any, prefix: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "StateValue": "ALARM"}
-    while True:
-        page = cw.describe_alarms(**kwargs)
-        # Filter again here: not every endpoint honours StateValue together with a prefix
-        # (moto returns every alarm of the prefix), and a gate must never fail on an OK alarm.
-        out.extend(a for a in page.get("MetricAlarms", []) if a.get("StateValue") == "ALARM")
-        out.extend(a for a in page.get("CompositeAlarms", []) if a.get("StateValue") == "ALARM")
-        token = page.get("NextToken")
-        if not token:
-            return out
-        kwargs["NextToken"] = token
+    """The environment's metric and composite alarms in ALARM, read exactly as `status` reads them."""
+    from replctl.health_fetch import describe_alarms
+
+    return describe_alarms(cw, prefix, state="ALARM")
 
 
 def _running_if_any(cfn: Any, name: str, call_as: str) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ WILDCARD_ONLY_ACTIONS: dict[str, tuple[str, ...]] = {
     "application-autoscaling:describescalabletargets": (),
     "application-autoscaling:describescalingpolicies": (),
     "application-autoscaling:describescheduledactions": (),
+    "cloudformation:createstackset": (),
     "cloudformation:describestackdriftdetectionstatus": (),
     "cloudformation:validatetemplate": (),
     "cloudwatch:getmetricdata": (),
@@ -53,8 +54,14 @@ WILDCARD_ONLY_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 # Actions that do have resource-level permissions but are authorised against "*" in one
-# documented situation, each with the condition key that must pin it down and the reason.
+# documented situation, each with the condition keys that must pin it down (empty: the action has
+# none that would) and the reason.
 STAR_EXCEPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "cloudwatch:describealarms": (
+        (),
+        "returning composite alarms needs cloudwatch:DescribeAlarms scoped to * (CloudWatch API reference, "
+        "DescribeAlarms); the action has no condition key to narrow it, and it only reads alarm states",
+    ),
     "kms:tagresource": (
         ("aws:RequestTag/",),
         "tags passed to kms:CreateKey are authorised before the key exists, on Resource '*'",

@@ -391,6 +391,21 @@ def test_queues_topic_and_dashboard(estate, environment):
     assert outputs["ReplicationStatusEndpoint"] == "dynamodb://replctl-metadata/LOCAL%23LAG"
 
 
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_alarm_topic_key_keeps_its_tags_rotation_and_alias(estate, environment):
+    """The execution role manages keys by their replctl-managed tag once it has propagated: the key
+    must really be created with it (moto receives it in the API's tag shape, nothing is dropped)."""
+    kms = estate[environment].client("kms")
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    key = aliases["alias/replctl-alarms"]
+    tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key)["Tags"]}
+    assert tags.get("replctl-managed") == "true"
+    assert kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
+    topic = estate[environment].client("sns").get_topic_attributes(
+        TopicArn=f"arn:aws:sns:{REGION}:{ACCOUNTS[environment]}:replctl-alarms")["Attributes"]
+    assert topic["KmsMasterKeyId"] in (key, f"arn:aws:kms:{REGION}:{ACCOUNTS[environment]}:key/{key}")
+
+
 @pytest.mark.parametrize(
     ("environment", "mirrors"), [("dev", True), ("staging", True), ("prod", False)]
 )

@@ -69,8 +69,9 @@ def test_two_regions_in_one_environment_account_are_flagged_before_a_rollout_col
     from replctl.accounts import config_checks
 
     (tmp_path / "t.yaml").write_text("Resources: {}\n")
-    text = VALID.replace("regions: [us-east-1]", "regions: [us-east-1, eu-west-1]", 1)
+    # The last environment (a downstream one may run in more regions than those before it).
+    text = "regions: [us-east-1, eu-west-1]".join(VALID.rsplit("regions: [us-east-1]", 1))
     c = parse_config(text, tmp_path / "environments.yaml")
     rows = [r for r in config_checks(c) if r.check == "one region per account (template limit)"]
-    assert [(r.scope, r.ok, r.detail) for r in rows] == [("dev", False, "2 regions: us-east-1, eu-west-1")]
+    assert [(r.scope, r.ok, r.detail) for r in rows] == [("prod", False, "2 regions: us-east-1, eu-west-1")]
     assert "ExtraReplicaRegions" in rows[0].hint

@@ -231,3 +231,29 @@ def test_missing_template_file(where: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_every_environment_runs_in_the_regions_of_the_ones_before_it(where: Path) -> None:
+    """The agent role of a region trusts the upstream function roles of that region, and functions
+    reach downstream in their own region: different regions would break replication silently."""
+    text = VALID.replace("regions: [us-east-1]", "regions: [us-east-1, eu-west-1]", 1)
+    got = problems(text, where)
+    assert any(p.startswith("environments[1].regions") and "staging must also run in eu-west-1 (where dev runs)" in p
+               for p in got), got
+    assert any(p.startswith("environments[2].regions") for p in got), got
+    # A downstream environment may run in more regions than the ones before it.
+    more = VALID.replace("regions: [us-east-1]", "regions: [us-east-1, eu-west-1]").replace(
+        "regions: [us-east-1, eu-west-1]", "regions: [us-east-1]", 2)
+    assert [e.regions for e in parse_config(more, where).environments] == [
+        ("us-east-1",), ("us-east-1",), ("us-east-1", "eu-west-1")]
+
+
+def test_strict_failure_tolerance_bounds_max_concurrent_count(where: Path) -> None:
+    prefs = "  operation_preferences:\n    failure_tolerance_count: 1\n    max_concurrent_count: {}\n{}  artifact_bucket:"
+    over = problems(VALID.replace("  artifact_bucket:", prefs.format(3, "")), where)
+    assert any("stackset.operation_preferences.max_concurrent_count" in p and "failure_tolerance_count + 1 (2)" in p
+               for p in over), over
+    at_bound = parse_config(VALID.replace("  artifact_bucket:", prefs.format(2, "")), where)
+    assert at_bound.stackset.operation_preferences.max_concurrent_count == 2
+    soft = "    concurrency_mode: SOFT_FAILURE_TOLERANCE\n"
+    parse_config(VALID.replace("  artifact_bucket:", prefs.format(3, soft)), where)

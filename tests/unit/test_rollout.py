@@ -214,7 +214,9 @@ def test_gate_alarm_stops_the_rollout(estate: Estate) -> None:
                                   f"  {STAGING} {REGION}: replctl-staging-metadata-lag — "
                                   "Threshold Crossed: 1 datapoint [4.2] > 1.0")
     assert all(PROD not in a for _, a in estate.instance_calls())
-    assert estate.world.watch(STAGING).calls[0] == {"AlarmNamePrefix": "replctl-staging-", "StateValue": "ALARM"}
+    # Composite alarms count too: without AlarmTypes DescribeAlarms returns metric alarms only.
+    assert estate.world.watch(STAGING).calls[0] == {"AlarmNamePrefix": "replctl-staging-", "StateValue": "ALARM",
+                                                    "AlarmTypes": ["CompositeAlarm", "MetricAlarm"]}
 
 
 def test_gate_bakes_before_checking(tmp_path: Path) -> None:

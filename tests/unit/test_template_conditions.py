@@ -296,7 +296,8 @@ def test_global_table_replicas_have_pitr_in_every_shape(extra, regions):
     assert [r["Region"] for r in table["Replicas"]] == regions
     for replica in table["Replicas"]:
         assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert replica["DeletionProtectionEnabled"] is True
+        # Only the home replica is protected from deletion: a DR region must stay removable.
+        assert replica["DeletionProtectionEnabled"] is (replica["Region"] == "us-east-1")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["SSESpecification"]["SSEEnabled"] is True
@@ -337,3 +338,16 @@ def test_every_role_carries_the_permissions_boundary_unless_disabled():
         ), name
     without = render("staging", True, True, PermissionsBoundaryPolicyName="")
     assert all("PermissionsBoundary" not in r["Properties"] for r in without.of_type("AWS::IAM::Role").values())
+
+
+@pytest.mark.parametrize(("before", "after"), [("us-west-2", ""), ("us-west-2,eu-west-1", "us-west-2"),
+                                               ("us-west-2,eu-west-1", "")])
+def test_a_dr_region_can_be_removed_in_one_update(before, after):
+    """CloudFormation deletes the replicas that leave Replicas (DeleteTableReplica), which a replica
+    with deletion protection refuses ("When enabled, the table cannot be deleted by any user or
+    process", AWS::DynamoDB::GlobalTable ReplicaSpecification): none of them may be protected."""
+    old = {r["Region"]: r for r in render("dev", True, True, ExtraReplicaRegions=before).properties("MetadataTable")["Replicas"]}
+    new = {r["Region"] for r in render("dev", True, True, ExtraReplicaRegions=after).properties("MetadataTable")["Replicas"]}
+    removed = set(old) - new
+    assert removed and "us-east-1" in new
+    assert [region for region in sorted(removed) if old[region]["DeletionProtectionEnabled"]] == []
