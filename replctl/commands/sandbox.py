@@ -89,13 +89,14 @@ def reset_cmd(ctx: typer.Context) -> None:
     """Forget every resource in the emulator, then bootstrap the accounts again."""
     from replctl.errors import SandboxError
     from replctl.sandbox.bootstrap import bootstrap
-    from replctl.sandbox.state import post, running
+    from replctl.sandbox.state import forget_queued_events, post, running
 
     st = state(ctx)
     info = running()
     if info is None:
         raise SandboxError("the sandbox is not running", hint="run `replctl sandbox start`")
     post(info.endpoint, "/moto-api/reset")
+    forget_queued_events()
     summary = bootstrap(st.config(), info.endpoint, log=st.output.info)
     if st.output.json:
         st.output.emit_json({"reset": True, "bootstrap": summary})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,12 +110,13 @@ def start_server(port: int = 0, *, wait_seconds: float = 30.0,
     d = state_dir()
     d.mkdir(parents=True, exist_ok=True)
     log_path = d / "server.log"
+    forget_queued_events()  # a new emulator holds none of the functions the old queue named
     endpoint = f"http://127.0.0.1:{port}"
     if healthy(endpoint, timeout=0.5):
         raise SandboxError(f"port {port} is already in use", hint="pass another --port")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "replctl.sandbox.server", "--port", str(port)],
+            [sys.executable, "-m", "replctl.sandbox.server", "--port", str(port), "--state-dir", str(d)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "MOTO_PORT": str(port)},
         )
@@ -155,6 +157,11 @@ def stop_server(*, wait_seconds: float = 10.0, sleep: Callable[[float], None] = 
                 sleep(0.05)
     _info_path().unlink(missing_ok=True)
     return info
+
+
+def forget_queued_events() -> None:
+    """Empty the functions' asynchronous invocation queues (a new or reset emulator)."""
+    shutil.rmtree(state_dir() / "async-invoke", ignore_errors=True)
 
 
 def post(endpoint: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
