@@ -106,8 +106,9 @@ def reset_cmd(ctx: typer.Context) -> None:
 
 @sandbox_app.command("invoke", epilog=(
     "Examples:  replctl --sandbox sandbox invoke replication-monitor --env dev   (the schedule: heartbeat, lag)  ·  "
-    "replctl --sandbox sandbox invoke replication-monitor --env dev --kind ssm-change "
-    "--name /app/dev/config/x  ·  replctl --sandbox sandbox invoke stream-processor --env dev"))
+    "replctl --sandbox sandbox invoke replication-monitor --env dev --kind queued   (the Parameter Store "
+    "changes EventBridge routed to it)  ·  replctl --sandbox sandbox invoke stream-processor --env dev   "
+    "(the table's new stream records)"))
 @guarded
 def invoke_cmd(
     ctx: typer.Context,
@@ -115,14 +116,18 @@ def invoke_cmd(
     env: str = typer.Option(..., "--env", "-e", help="Environment whose deployed function to run."),
     event: Path = typer.Option(None, "--event", help="Event JSON file (default: a built-in event for the function).",
                                exists=True, dir_okay=False),
-    kind: str = typer.Option(None, "--kind", help="Built-in event when --event is absent: schedule, "
-                             "ssm-change, stream (reads the table's stream), validation."),
+    kind: str = typer.Option(None, "--kind", help="Built-in event when --event is absent: schedule "
+                             "(heartbeat rule), validation (validation-sweep rule), stream (the table's new "
+                             "stream records), queued (every event EventBridge routed to the function, one "
+                             "invocation each), ssm-change (a Parameter Store Change for --name)."),
     name: str = typer.Option(None, "--name", help="Parameter name for --kind ssm-change."),
 ) -> None:
     """Run a function's real handler in-process against the sandbox, as `sam local invoke` would.
 
     The handler gets the environment variables of the deployed function and credentials of the
-    function's account; its EMF metric lines are delivered to the sandbox's CloudWatch.
+    function's account; its EMF metric lines are delivered to the sandbox's CloudWatch. Without
+    --event or --kind: replication-monitor runs its heartbeat schedule, config-validator its
+    validation sweep, stream-processor the table's new stream records.
     """
     from replctl.sandbox.invoke import invoke
 
