@@ -73,13 +73,21 @@ class FileQueue:
 
     def take(self, account: str, region: str, function: str) -> list[QueuedEvent]:
         """Every event queued for the function, oldest first; the queue is left empty."""
+        return self._read(account, region, function, remove=True)
+
+    def peek(self, account: str, region: str, function: str) -> list[QueuedEvent]:
+        """Every event queued for the function, left in the queue."""
+        return self._read(account, region, function, remove=False)
+
+    def _read(self, account: str, region: str, function: str, *, remove: bool) -> list[QueuedEvent]:
         path = self._path(account, region, function)
         with self._locked():
             try:
                 lines = path.read_text().splitlines()
             except FileNotFoundError:
                 return []
-            path.unlink()
+            if remove:
+                path.unlink()
         return [QueuedEvent(**json.loads(line)) for line in lines if line.strip()]
 
 

@@ -531,5 +531,5 @@ def _event_summary(event: Any) -> dict[str, Any] | None:
     if not isinstance(event, dict) or "detail-type" not in event:
         return None
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
-    keep = ("name", "operation", "stack-id", "status-details")
+    keep = ("name", "type", "operation", "stack-id", "status-details")
     return {"detail-type": event["detail-type"], **{k: detail[k] for k in keep if k in detail}}

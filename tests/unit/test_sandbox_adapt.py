@@ -170,6 +170,7 @@ def test_the_file_queue_hands_each_function_its_own_events_once(tmp_path: Path) 
     for item in (first, other, second):
         server.put(item)
 
+    assert cli.peek("111111111111", "us-east-1", "replctl-replication-monitor") == [first, second]
     assert cli.take("111111111111", "us-east-1", "replctl-replication-monitor") == [first, second]
     assert cli.take("111111111111", "us-east-1", "replctl-replication-monitor") == []
     assert cli.take("222222222222", "us-east-1", "replctl-config-validator") == []
