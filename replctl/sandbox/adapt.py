@@ -27,6 +27,12 @@ Bucket policies: moto enforces any Deny on every object call whatever its Princi
 Condition, so the emulator receives replctl's bucket policies without their Deny statements
 (`without_denies`); AWS gets them whole.
 
+EventBridge and the events AWS services publish to it, adapted inside the emulator's process
+(`install_emulator_adaptations`, installed by `replctl.sandbox.server`; the section at the end):
+a rule without an event pattern (a schedule) or a disabled rule never matches an event; an event
+routed to a Lambda target is queued for the function (`replctl.sandbox.asyncinvoke`) instead of
+failing the PutEvents call; Parameter Store and CloudFormation publish their change events.
+
 Not emulated (said once by the commands that would need them; see `NOT_EMULATED`).
 """
 

@@ -196,34 +196,52 @@ def _epoch(value: Any) -> Any:
     return value.timestamp() if isinstance(value, datetime) else value
 
 
+class StreamReader:
+    """Reads a table's new stream records as a Lambda DynamoDB event, resuming where the last
+    read (by any invocation: the cursor is a file) ended. Clients and the stream ARN are looked
+    up once, so the mapping played beside the monitor polls cheaply."""
+
+    def __init__(self, session: Any, endpoint: str, region: str, table: str, *, cursor_file: Path) -> None:
+        self.ddb = session.client("dynamodb", region_name=region, endpoint_url=endpoint)
+        self.streams = session.client("dynamodbstreams", region_name=region, endpoint_url=endpoint)
+        self.table, self.cursor_file = table, cursor_file
+        self._arn: str | None = None
+
+    def arn(self) -> str:
+        if self._arn is None:
+            arn = self.ddb.describe_table(TableName=self.table)["Table"].get("LatestStreamArn")
+            if not arn:
+                raise SandboxError(f"table {self.table} has no stream")
+            self._arn = str(arn)
+        return self._arn
+
+    def batch(self, limit: int = 100) -> dict[str, Any]:
+        arn = self.arn()
+        cursors: dict[str, str] = json.loads(self.cursor_file.read_text()) if self.cursor_file.exists() else {}
+        records: list[dict[str, Any]] = []
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
+            sid = shard["ShardId"]
+            last = cursors.get(f"{arn}/{sid}")
+            kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last} if last
+                      else {"ShardIteratorType": "TRIM_HORIZON"})
+            it = self.streams.get_shard_iterator(StreamArn=arn, ShardId=sid, **kwargs)["ShardIterator"]
+            for r in self.streams.get_records(ShardIterator=it, Limit=limit).get("Records", []):
+                r = dict(r)
+                ddbpart = dict(r["dynamodb"])
+                ddbpart["ApproximateCreationDateTime"] = _epoch(ddbpart.get("ApproximateCreationDateTime"))
+                r["dynamodb"] = ddbpart
+                r["eventSourceARN"] = arn
+                records.append(r)
+                cursors[f"{arn}/{sid}"] = ddbpart["SequenceNumber"]
+        self.cursor_file.parent.mkdir(parents=True, exist_ok=True)
+        self.cursor_file.write_text(json.dumps(cursors))
+        return {"Records": _without_moto_key_only_inserts(records)}
+
+
 def stream_event(session: Any, endpoint: str, region: str, table: str, *, cursor_file: Path,
                  limit: int = 100) -> dict[str, Any]:
     """The table's new stream records as a Lambda DynamoDB event (resuming where the last read ended)."""
-    ddb = session.client("dynamodb", region_name=region, endpoint_url=endpoint)
-    streams = session.client("dynamodbstreams", region_name=region, endpoint_url=endpoint)
-    arn = ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
-    if not arn:
-        raise SandboxError(f"table {table} has no stream")
-    cursors: dict[str, str] = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
-        sid = shard["ShardId"]
-        last = cursors.get(f"{arn}/{sid}")
-        kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last} if last
-                  else {"ShardIteratorType": "TRIM_HORIZON"})
-        it = streams.get_shard_iterator(StreamArn=arn, ShardId=sid, **kwargs)["ShardIterator"]
-        out = streams.get_records(ShardIterator=it, Limit=limit)
-        for r in out.get("Records", []):
-            r = dict(r)
-            ddbpart = dict(r["dynamodb"])
-            ddbpart["ApproximateCreationDateTime"] = _epoch(ddbpart.get("ApproximateCreationDateTime"))
-            r["dynamodb"] = ddbpart
-            r["eventSourceARN"] = arn
-            records.append(r)
-            cursors[f"{arn}/{sid}"] = ddbpart["SequenceNumber"]
-    cursor_file.parent.mkdir(parents=True, exist_ok=True)
-    cursor_file.write_text(json.dumps(cursors))
-    return {"Records": _without_moto_key_only_inserts(records)}
+    return StreamReader(session, endpoint, region, table, cursor_file=cursor_file).batch(limit)
 
 
 def _without_moto_key_only_inserts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -258,7 +276,7 @@ class EmulatedServices:
 
     def __init__(self, *, s3: Any, cloudwatch: Any, bucket: str, stream_batch: Callable[[], dict[str, Any]],
                  stream_handler: Callable[[Any, Any], Any] | None, context: Any,
-                 stream_function: str = "", interval: float = 0.1) -> None:
+                 stream_function: str = "", interval: float = 0.05) -> None:
         self.s3, self.cloudwatch, self.bucket = s3, cloudwatch, bucket
         self.stream_batch, self.stream_handler, self.context = stream_batch, stream_handler, context
         self.interval = interval
@@ -268,26 +286,31 @@ class EmulatedServices:
         self.record_failures = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self, *, play_stream: bool) -> None:
         self.replicate_s3()
         if play_stream and self.stream_handler is not None:
-            self._thread = threading.Thread(target=self._loop, name="sandbox-services", daemon=True)
-            self._thread.start()
+            # Apart, so that S3's slower listing never delays the stream mapping (in AWS the
+            # two run independently, and the monitor measures how soon each delivers).
+            for name, work, every in (("stream", self.play_stream, self.interval),
+                                      ("s3", self.replicate_s3, 4 * self.interval)):
+                thread = threading.Thread(target=self._loop, args=(work, every), name=f"sandbox-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._threads:
             self.play_stream()
         self.replicate_s3()
 
-    def _loop(self) -> None:
+    def _loop(self, work: Callable[[], None], every: float) -> None:
         while not self._stop.is_set():
-            self.play_stream()
-            self.replicate_s3()
-            self._stop.wait(self.interval)
+            work()
+            self._stop.wait(every)
 
     def play_stream(self) -> None:
         if self.stream_handler is None:
@@ -354,8 +377,11 @@ class EmulatedServices:
             self.errors.append(f"s3: {type(exc).__name__}: {exc}")
 
     def summary(self) -> str:
-        return (f"emulated: {len(self.copied)} object(s) replicated, {self.records} stream record(s) processed"
-                + (f", {len(self.errors)} error(s)" if self.errors else ""))
+        """What was played beside the function, only where something happened ('' otherwise)."""
+        parts = ([f"S3 replicated {len(self.copied)} object(s)"] if self.copied else []) + (
+            [f"the stream mapping handed {self.records} record(s) to the stream processor"] if self.records else []) + (
+            [f"{len(self.errors)} emulation error(s): {'; '.join(self.errors)}"] if self.errors else [])
+        return "; ".join(parts)
 
     def report(self) -> dict[str, Any]:
         return {"s3_objects_replicated": self.copied, "stream_records": self.records,
@@ -488,21 +514,22 @@ def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str |
     error: str | None = None
     response: Any = None
     started = time.monotonic()
+    reader = StreamReader(session, d.endpoint, d.region, d.table, cursor_file=_stream_cursor(d.environment))
     with environ(lambda_env), contextlib.redirect_stdout(captured):
         handlers = load_handlers(sorted({d.function, "stream-processor"}))
         services = EmulatedServices(
             s3=factory.client("s3", region=d.region, account=d.account, role_arn=d.role),
             cloudwatch=factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role),
             bucket=d.variables.get("BUCKET_NAME", ""),
-            stream_batch=lambda: stream_event(session, d.endpoint, d.region, d.table,
-                                              cursor_file=_stream_cursor(d.environment)),
+            stream_batch=reader.batch,
             stream_handler=handlers["stream-processor"] if d.function != "stream-processor" else None,
             context=context, stream_function=f"{d.prefix}-stream-processor",
         )
         # What AWS runs beside the function while it works: S3 replication, and (while the
-        # monitor waits for its heartbeat downstream) the table's stream mapping — which the
-        # template creates only where the environment replicates downstream.
-        services.start(play_stream=d.function == "replication-monitor" and has_downstream(d.variables))
+        # monitor's heartbeat run waits for its heartbeat downstream) the table's stream mapping —
+        # which the template creates only where the environment replicates downstream.
+        heartbeat = d.function == "replication-monitor" and _scheduled(event)
+        services.start(play_stream=heartbeat and has_downstream(d.variables))
         try:
             response = handlers[d.function](event, context)
         except Exception as exc:  # the Lambda service would record it and retry / dead-letter
@@ -514,16 +541,24 @@ def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str |
     cw = factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role)
     publish_lambda_metrics(cw, d.name, error=error is not None, duration_seconds=elapsed)
     delivered = deliver_emf(cw, lines)
-    log(f"{d.name} in {d.environment}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s; "
-        f"{delivered} metric values delivered to CloudWatch; {services.summary()}")
+    records = len(event["Records"]) if isinstance(event, dict) and isinstance(event.get("Records"), list) else None
+    said = [f"{records} record(s)"] if records is not None else []
+    said += [f"{delivered} metric value(s) to CloudWatch"] if delivered else []
+    said += [services.summary()] if services.summary() else []
+    log(f"{d.name} in {d.environment}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s"
+        + "".join(f"; {part}" for part in said))
     return {
         "emulated": services.report(),
         "function": d.name, "environment": d.environment, "account": d.account, "region": d.region,
-        "event_kind": kind, "records": len(event.get("Records", [])) if isinstance(event, dict) else None,
+        "event_kind": kind, "records": records,
         "event": _event_summary(event),
         "response": response, "error": error, "metrics_delivered": delivered,
         "log_lines": [ln for ln in lines if '"_aws"' not in ln],
     }
+
+
+def _scheduled(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("detail-type") == "Scheduled Event"
 
 
 def _event_summary(event: Any) -> dict[str, Any] | None:

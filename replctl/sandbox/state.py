@@ -57,7 +57,8 @@ def read_info() -> ServerInfo | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def running_process(pid: int) -> bool:
+    """True while `pid` runs (an exited, unreaped zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,7 +69,17 @@ def _alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited and waits to be reaped by its parent (the server outlives the
+    `sandbox start` that spawned it, so its parent is init, which may reap it seconds later)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): kill(pid, 0) is all there is
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
@@ -85,7 +96,7 @@ def running() -> ServerInfo | None:
     info = read_info()
     if info is None:
         return None
-    if not _alive(info.pid):
+    if not running_process(info.pid):
         _info_path().unlink(missing_ok=True)
         return None
     return info
@@ -140,20 +151,20 @@ def stop_server(*, wait_seconds: float = 10.0, sleep: Callable[[float], None] = 
     info = read_info()
     if info is None:
         return None
-    if _alive(info.pid):
+    if running_process(info.pid):
         try:
             os.killpg(info.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + wait_seconds
-        while _alive(info.pid) and time.monotonic() < deadline:
+        while running_process(info.pid) and time.monotonic() < deadline:
             sleep(0.05)
-        if _alive(info.pid):
+        if running_process(info.pid):
             try:
                 os.killpg(info.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            while _alive(info.pid):
+            while running_process(info.pid):
                 sleep(0.05)
     _info_path().unlink(missing_ok=True)
     return info
