@@ -443,11 +443,15 @@ def lambda_function_of(target_arn: str) -> str | None:
 def delivered_event(event: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
     """The event as the target receives it.
 
-    A target's `Input` "is passed to the target in place of the matched event" (EventBridge API
-    reference, Target). Otherwise the event keeps the documented envelope, whose `time` is an
-    ISO-8601 timestamp (EventBridge User Guide, "Amazon EventBridge events"); moto keeps epoch
-    seconds and adds an `ingestion-time` no AWS event has.
+    A target's `Input` is "Valid JSON text passed to the target. In this case, nothing from the
+    event itself is passed to the target." (EventBridge API reference, Target). Otherwise the
+    event keeps the documented envelope, whose `time` is an ISO-8601 timestamp (EventBridge User
+    Guide, "Amazon EventBridge events"); moto keeps epoch seconds and adds an `ingestion-time` no
+    AWS event has. `InputPath` and `InputTransformer` are not emulated (the template uses
+    neither): such a target is refused rather than handed the wrong event.
     """
+    if target.get("InputPath") or target.get("InputTransformer"):
+        raise NotImplementedError("sandbox: InputPath / InputTransformer on a Lambda target is not emulated")
     if target.get("Input"):
         return dict(json.loads(target["Input"]))
     out = {k: v for k, v in event.items() if k != "ingestion-time"}

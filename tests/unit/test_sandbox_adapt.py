@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from replctl import cfnyaml
 from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters, without_denies
 from tests.conftest import REPO
@@ -143,6 +145,8 @@ def test_the_delivered_event_has_the_documented_envelope() -> None:
         "version": "0", "id": "i", "detail-type": "T", "source": "s", "account": "111111111111",
         "time": "2024-05-01T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {"a": 1}}
     assert delivered_event(moto_event, {"Id": "t", "Arn": "arn", "Input": '{"k": "v"}'}) == {"k": "v"}
+    with pytest.raises(NotImplementedError, match="not emulated"):
+        delivered_event(moto_event, {"Id": "t", "Arn": "arn", "InputPath": "$.detail"})
 
 
 def test_service_events_have_the_documented_shapes() -> None:
