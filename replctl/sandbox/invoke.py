@@ -514,22 +514,23 @@ def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str |
     error: str | None = None
     response: Any = None
     started = time.monotonic()
-    reader = StreamReader(session, d.endpoint, d.region, d.table, cursor_file=_stream_cursor(d.environment))
+    # What AWS runs beside the function while it works: S3 replication, and (while the monitor's
+    # heartbeat run waits for its heartbeat downstream) the table's stream mapping — which the
+    # template creates only where the environment replicates downstream.
+    play_stream = d.function == "replication-monitor" and _scheduled(event) and has_downstream(d.variables)
+    reader = StreamReader(session, d.endpoint, d.region, d.table,
+                          cursor_file=_stream_cursor(d.environment)) if play_stream else None
     with environ(lambda_env), contextlib.redirect_stdout(captured):
         handlers = load_handlers(sorted({d.function, "stream-processor"}))
         services = EmulatedServices(
             s3=factory.client("s3", region=d.region, account=d.account, role_arn=d.role),
             cloudwatch=factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role),
             bucket=d.variables.get("BUCKET_NAME", ""),
-            stream_batch=reader.batch,
+            stream_batch=reader.batch if reader else lambda: {"Records": []},
             stream_handler=handlers["stream-processor"] if d.function != "stream-processor" else None,
             context=context, stream_function=f"{d.prefix}-stream-processor",
         )
-        # What AWS runs beside the function while it works: S3 replication, and (while the
-        # monitor's heartbeat run waits for its heartbeat downstream) the table's stream mapping —
-        # which the template creates only where the environment replicates downstream.
-        heartbeat = d.function == "replication-monitor" and _scheduled(event)
-        services.start(play_stream=heartbeat and has_downstream(d.variables))
+        services.start(play_stream=play_stream)
         try:
             response = handlers[d.function](event, context)
         except Exception as exc:  # the Lambda service would record it and retry / dead-letter
