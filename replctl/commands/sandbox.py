@@ -89,13 +89,14 @@ def reset_cmd(ctx: typer.Context) -> None:
     """Forget every resource in the emulator, then bootstrap the accounts again."""
     from replctl.errors import SandboxError
     from replctl.sandbox.bootstrap import bootstrap
-    from replctl.sandbox.state import post, running
+    from replctl.sandbox.state import forget_queued_events, post, running
 
     st = state(ctx)
     info = running()
     if info is None:
         raise SandboxError("the sandbox is not running", hint="run `replctl sandbox start`")
     post(info.endpoint, "/moto-api/reset")
+    forget_queued_events()
     summary = bootstrap(st.config(), info.endpoint, log=st.output.info)
     if st.output.json:
         st.output.emit_json({"reset": True, "bootstrap": summary})
@@ -104,39 +105,54 @@ def reset_cmd(ctx: typer.Context) -> None:
 
 
 @sandbox_app.command("invoke", epilog=(
-    "Examples:  replctl --sandbox sandbox invoke replication-monitor --env dev   (the schedule: heartbeat, lag)  ·  "
-    "replctl --sandbox sandbox invoke replication-monitor --env dev --kind ssm-change "
-    "--name /app/dev/config/x  ·  replctl --sandbox sandbox invoke stream-processor --env dev"))
+    "Examples:  replctl --sandbox sandbox invoke replication-monitor --env dev   (the heartbeat schedule: "
+    "heartbeat, lag, S3 replication)  ·  "
+    "replctl --sandbox sandbox invoke replication-monitor --env dev --kind queued   (the Parameter Store "
+    "changes EventBridge routed to it)  ·  replctl --sandbox sandbox invoke stream-processor --env dev   "
+    "(the table's new stream records)  ·  replctl --sandbox sandbox invoke config-validator -e dev -e staging "
+    "-e prod   (the validation sweep in each environment)"))
 @guarded
 def invoke_cmd(
     ctx: typer.Context,
     function: str = typer.Argument(..., help="replication-monitor, config-validator or stream-processor."),
-    env: str = typer.Option(..., "--env", "-e", help="Environment whose deployed function to run."),
+    env: list[str] = typer.Option(..., "--env", "-e", help="Environment whose deployed function to run; "
+                                  "repeat it to run the function of each, in the order given."),
     event: Path = typer.Option(None, "--event", help="Event JSON file (default: a built-in event for the function).",
                                exists=True, dir_okay=False),
-    kind: str = typer.Option(None, "--kind", help="Built-in event when --event is absent: schedule, "
-                             "ssm-change, stream (reads the table's stream), validation."),
+    kind: str = typer.Option(None, "--kind", help="Built-in event when --event is absent: schedule "
+                             "(heartbeat rule), validation (validation-sweep rule), stream (the table's new "
+                             "stream records), queued (every event EventBridge routed to the function, one "
+                             "invocation each), ssm-change (a Parameter Store Change for --name)."),
     name: str = typer.Option(None, "--name", help="Parameter name for --kind ssm-change."),
 ) -> None:
     """Run a function's real handler in-process against the sandbox, as `sam local invoke` would.
 
     The handler gets the environment variables of the deployed function and credentials of the
-    function's account; its EMF metric lines are delivered to the sandbox's CloudWatch.
+    function's account; its EMF metric lines are delivered to the sandbox's CloudWatch. Without
+    --event or --kind: replication-monitor runs its heartbeat schedule, config-validator its
+    validation sweep, stream-processor the table's new stream records. Each run prints its
+    response on one line (`-o json`: the whole result).
     """
+    from replctl.errors import ConfigError, SandboxError
     from replctl.sandbox.invoke import invoke
 
     st = state(ctx)
     st.config()
     st.factory()  # checks the sandbox is running
-    payload = json.loads(event.read_text()) if event is not None else None
-    result = invoke(st.config(), st.factory(), function, env, event=payload, kind=kind, name=name,
-                    log=st.output.info)
+    try:
+        payload = json.loads(event.read_text()) if event is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"--event {event}: not JSON ({exc})", hint="pass an event as AWS delivers it") from exc
+    results = [invoke(st.config(), st.factory(), function, e, event=payload, kind=kind, name=name,
+                      log=st.output.info) for e in env]
     if st.output.json:
-        st.output.emit_json(result)
+        st.output.emit_json(results[0] if len(results) == 1 else results)
     else:
-        st.output.line(json.dumps(result.get("response"), indent=2, default=str))
-    if result.get("error"):
-        from replctl.errors import SandboxError
-
-        raise SandboxError(f"the handler raised {result['error']}",
+        for result in results:
+            responses = result["response"] if result.get("event_kind") == "queued" else [result.get("response")]
+            for response in responses:
+                st.output.line(json.dumps(response, default=str))
+    errors = [f"{r['environment']}: {r['error']}" for r in results if r.get("error")]
+    if errors:
+        raise SandboxError(f"the handler raised {'; '.join(errors)}",
                            hint="AWS would retry the event and then send it to the function's DLQ")

@@ -6,6 +6,11 @@ the deployed function's configuration (its environment variables), takes credent
 function's account, imports the handler from `lambda/` in a clean module namespace, calls it
 with a Lambda-shaped context, and delivers the Embedded Metric Format lines the handler prints
 to the sandbox's CloudWatch, so `status` shows what the real code measured.
+
+Where events come from: the table's stream (`--kind stream`, the event source mapping played
+here), a schedule (`schedule`, `validation`: the two schedule rules' events), or the function's
+asynchronous invocation queue (`queued`: what EventBridge routed to it in the emulator — Parameter
+Store and CloudFormation changes; see `replctl.sandbox.asyncinvoke`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from replctl.aws import SessionFactory
 from replctl.config import Config
 from replctl.errors import ConfigError, SandboxError
+from replctl.sandbox.asyncinvoke import FileQueue
 from replctl.sandbox.state import state_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -190,34 +196,52 @@ def _epoch(value: Any) -> Any:
     return value.timestamp() if isinstance(value, datetime) else value
 
 
+class StreamReader:
+    """Reads a table's new stream records as a Lambda DynamoDB event, resuming where the last
+    read (by any invocation: the cursor is a file) ended. Clients and the stream ARN are looked
+    up once, so the mapping played beside the monitor polls cheaply."""
+
+    def __init__(self, session: Any, endpoint: str, region: str, table: str, *, cursor_file: Path) -> None:
+        self.ddb = session.client("dynamodb", region_name=region, endpoint_url=endpoint)
+        self.streams = session.client("dynamodbstreams", region_name=region, endpoint_url=endpoint)
+        self.table, self.cursor_file = table, cursor_file
+        self._arn: str | None = None
+
+    def arn(self) -> str:
+        if self._arn is None:
+            arn = self.ddb.describe_table(TableName=self.table)["Table"].get("LatestStreamArn")
+            if not arn:
+                raise SandboxError(f"table {self.table} has no stream")
+            self._arn = str(arn)
+        return self._arn
+
+    def batch(self, limit: int = 100) -> dict[str, Any]:
+        arn = self.arn()
+        cursors: dict[str, str] = json.loads(self.cursor_file.read_text()) if self.cursor_file.exists() else {}
+        records: list[dict[str, Any]] = []
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
+            sid = shard["ShardId"]
+            last = cursors.get(f"{arn}/{sid}")
+            kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last} if last
+                      else {"ShardIteratorType": "TRIM_HORIZON"})
+            it = self.streams.get_shard_iterator(StreamArn=arn, ShardId=sid, **kwargs)["ShardIterator"]
+            for r in self.streams.get_records(ShardIterator=it, Limit=limit).get("Records", []):
+                r = dict(r)
+                ddbpart = dict(r["dynamodb"])
+                ddbpart["ApproximateCreationDateTime"] = _epoch(ddbpart.get("ApproximateCreationDateTime"))
+                r["dynamodb"] = ddbpart
+                r["eventSourceARN"] = arn
+                records.append(r)
+                cursors[f"{arn}/{sid}"] = ddbpart["SequenceNumber"]
+        self.cursor_file.parent.mkdir(parents=True, exist_ok=True)
+        self.cursor_file.write_text(json.dumps(cursors))
+        return {"Records": _without_moto_key_only_inserts(records)}
+
+
 def stream_event(session: Any, endpoint: str, region: str, table: str, *, cursor_file: Path,
                  limit: int = 100) -> dict[str, Any]:
     """The table's new stream records as a Lambda DynamoDB event (resuming where the last read ended)."""
-    ddb = session.client("dynamodb", region_name=region, endpoint_url=endpoint)
-    streams = session.client("dynamodbstreams", region_name=region, endpoint_url=endpoint)
-    arn = ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
-    if not arn:
-        raise SandboxError(f"table {table} has no stream")
-    cursors: dict[str, str] = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
-        sid = shard["ShardId"]
-        last = cursors.get(f"{arn}/{sid}")
-        kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last} if last
-                  else {"ShardIteratorType": "TRIM_HORIZON"})
-        it = streams.get_shard_iterator(StreamArn=arn, ShardId=sid, **kwargs)["ShardIterator"]
-        out = streams.get_records(ShardIterator=it, Limit=limit)
-        for r in out.get("Records", []):
-            r = dict(r)
-            ddbpart = dict(r["dynamodb"])
-            ddbpart["ApproximateCreationDateTime"] = _epoch(ddbpart.get("ApproximateCreationDateTime"))
-            r["dynamodb"] = ddbpart
-            r["eventSourceARN"] = arn
-            records.append(r)
-            cursors[f"{arn}/{sid}"] = ddbpart["SequenceNumber"]
-    cursor_file.parent.mkdir(parents=True, exist_ok=True)
-    cursor_file.write_text(json.dumps(cursors))
-    return {"Records": _without_moto_key_only_inserts(records)}
+    return StreamReader(session, endpoint, region, table, cursor_file=cursor_file).batch(limit)
 
 
 def _without_moto_key_only_inserts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -252,7 +276,7 @@ class EmulatedServices:
 
     def __init__(self, *, s3: Any, cloudwatch: Any, bucket: str, stream_batch: Callable[[], dict[str, Any]],
                  stream_handler: Callable[[Any, Any], Any] | None, context: Any,
-                 stream_function: str = "", interval: float = 0.1) -> None:
+                 stream_function: str = "", interval: float = 0.05) -> None:
         self.s3, self.cloudwatch, self.bucket = s3, cloudwatch, bucket
         self.stream_batch, self.stream_handler, self.context = stream_batch, stream_handler, context
         self.interval = interval
@@ -262,26 +286,31 @@ class EmulatedServices:
         self.record_failures = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self, *, play_stream: bool) -> None:
         self.replicate_s3()
         if play_stream and self.stream_handler is not None:
-            self._thread = threading.Thread(target=self._loop, name="sandbox-services", daemon=True)
-            self._thread.start()
+            # Apart, so that S3's slower listing never delays the stream mapping (in AWS the
+            # two run independently, and the monitor measures how soon each delivers).
+            for name, work, every in (("stream", self.play_stream, self.interval),
+                                      ("s3", self.replicate_s3, 4 * self.interval)):
+                thread = threading.Thread(target=self._loop, args=(work, every), name=f"sandbox-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._threads:
             self.play_stream()
         self.replicate_s3()
 
-    def _loop(self) -> None:
+    def _loop(self, work: Callable[[], None], every: float) -> None:
         while not self._stop.is_set():
-            self.play_stream()
-            self.replicate_s3()
-            self._stop.wait(self.interval)
+            work()
+            self._stop.wait(every)
 
     def play_stream(self) -> None:
         if self.stream_handler is None:
@@ -348,8 +377,11 @@ class EmulatedServices:
             self.errors.append(f"s3: {type(exc).__name__}: {exc}")
 
     def summary(self) -> str:
-        return (f"emulated: {len(self.copied)} object(s) replicated, {self.records} stream record(s) processed"
-                + (f", {len(self.errors)} error(s)" if self.errors else ""))
+        """What was played beside the function, only where something happened ('' otherwise)."""
+        parts = ([f"S3 replicated {len(self.copied)} object(s)"] if self.copied else []) + (
+            [f"the stream mapping handed {self.records} record(s) to the stream processor"] if self.records else []) + (
+            [f"{len(self.errors)} emulation error(s): {'; '.join(self.errors)}"] if self.errors else [])
+        return "; ".join(parts)
 
     def report(self) -> dict[str, Any]:
         return {"s3_objects_replicated": self.copied, "stream_records": self.records,
@@ -358,11 +390,35 @@ class EmulatedServices:
 
 # --------------------------------------------------------------------------- invoke
 
+#: The built-in events, by function when --kind is not given.
+DEFAULT_KIND = {"replication-monitor": "schedule", "config-validator": "validation", "stream-processor": "stream"}
+KINDS = ("schedule", "validation", "ssm-change", "stream", "queued")
 
-def invoke(config: Config, factory: SessionFactory, function: str, env_name: str, *,
-           event: Any = None, kind: str | None = None, name: str | None = None,
-           log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """Run `function` of environment `env_name` in-process; returns its response and what was delivered."""
+
+@dataclass(frozen=True)
+class Deployed:
+    """A function as deployed in one environment, and the identity it runs with."""
+
+    function: str  # the CLI's name (replication-monitor, ...)
+    environment: str
+    name: str  # the deployed function's name
+    arn: str
+    account: str
+    region: str
+    role: str
+    prefix: str
+    endpoint: str
+    variables: dict[str, str]
+    memory: int
+    timeout: float
+
+    @property
+    def table(self) -> str:
+        return self.variables.get("TABLE_NAME", "replctl-metadata")
+
+
+def deployed_function(config: Config, factory: SessionFactory, function: str, env_name: str) -> Deployed:
+    """Read the deployed function's configuration (environment variables, memory, timeout)."""
     if function not in FUNCTIONS:
         raise ConfigError(f"unknown function '{function}' (valid: {', '.join(FUNCTIONS)})")
     env = config.environment(env_name)
@@ -371,90 +427,145 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
     if not endpoint:
         raise SandboxError("sandbox invoke needs the sandbox endpoint", hint="run with --sandbox")
     prefix = config.parameters.get("ResourcePrefix", "replctl")
-    fn_name = f"{prefix}-{function}"
+    name = f"{prefix}-{function}"
     role = function_role_arn(config, account, function)
-    lam = factory.client("lambda", region=region, account=account, role_arn=role)
     try:
-        fn_config = lam.get_function_configuration(FunctionName=fn_name)
+        fn = factory.client("lambda", region=region, account=account, role_arn=role).get_function_configuration(
+            FunctionName=name)
     except Exception as exc:
-        raise SandboxError(f"function {fn_name} is not deployed in {env_name} ({account})",
+        raise SandboxError(f"function {name} is not deployed in {env_name} ({account})",
                            hint="run `replctl --sandbox deploy --yes` first") from exc
-    variables = dict(fn_config.get("Environment", {}).get("Variables", {}))
-    creds = factory.session(account, role).get_credentials().get_frozen_credentials()
-    session = factory.session(account, role)
+    variables = dict(fn.get("Environment", {}).get("Variables", {}))
+    variables.setdefault("TABLE_NAME", config.parameters.get("DynamoDBTableName", "replctl-metadata"))
+    return Deployed(function=function, environment=env_name, name=name, arn=fn["FunctionArn"], account=account,
+                    region=region, role=role, prefix=prefix, endpoint=endpoint, variables=variables,
+                    memory=int(fn.get("MemorySize", 256)), timeout=float(fn.get("Timeout", 60)))
 
-    if event is None:
-        match kind or {"replication-monitor": "schedule", "config-validator": "validation",
-                       "stream-processor": "stream"}[function]:
-            case "schedule":
-                event = scheduled_event(account, region, f"{prefix}-{env_name}-heartbeat")
-            case "validation":
-                event = scheduled_event(account, region, f"{prefix}-{env_name}-validation")
-            case "ssm-change":
-                if not name:
-                    raise ConfigError("--kind ssm-change needs --name /app/<env>/config/<key>")
-                ssm = factory.client("ssm", region=region, account=account, role_arn=role)
-                event = parameter_change_event(ssm, account, region, name)
-            case "stream":
-                table = variables.get("TABLE_NAME") or config.parameters.get("DynamoDBTableName", "replctl-metadata")
-                event = stream_event(session, endpoint, region, table,
-                                     cursor_file=state_dir() / "stream-cursors" / f"{env_name}.json")
-                if not event["Records"]:
-                    log(f"no new stream records in {env_name}'s table")
-            case other:
-                raise ConfigError(f"unknown --kind '{other}' (valid: schedule, ssm-change, stream, validation)")
 
+def built_in_events(factory: SessionFactory, d: Deployed, kind: str, name: str | None,
+                    log: Callable[[str], None]) -> list[Any]:
+    """The events of a built-in --kind (one per invocation)."""
+    match kind:
+        case "schedule":
+            return [scheduled_event(d.account, d.region, f"{d.prefix}-{d.environment}-heartbeat")]
+        case "validation":
+            return [scheduled_event(d.account, d.region, f"{d.prefix}-{d.environment}-validation-sweep")]
+        case "ssm-change":
+            if not name:
+                raise ConfigError("--kind ssm-change needs --name /app/<env>/config/<key>")
+            ssm = factory.client("ssm", region=d.region, account=d.account, role_arn=d.role)
+            return [parameter_change_event(ssm, d.account, d.region, name)]
+        case "stream":
+            event = stream_event(factory.session(d.account, d.role), d.endpoint, d.region, d.table,
+                                 cursor_file=_stream_cursor(d.environment))
+            if not event["Records"]:
+                log(f"no new stream records in {d.environment}'s table")
+            return [event]
+        case "queued":
+            queued = FileQueue(state_dir()).take(d.account, d.region, d.name)
+            if not queued:
+                log(f"no events queued for {d.name} in {d.environment}: no rule routed an event to it")
+            return [q.event for q in queued]
+        case other:
+            raise ConfigError(f"unknown --kind '{other}' (valid: {', '.join(KINDS)})")
+
+
+def _stream_cursor(env_name: str) -> Path:
+    return state_dir() / "stream-cursors" / f"{env_name}.json"
+
+
+def invoke(config: Config, factory: SessionFactory, function: str, env_name: str, *,
+           event: Any = None, kind: str | None = None, name: str | None = None,
+           log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Run `function` of environment `env_name` in-process; returns its response and what was delivered.
+
+    `--kind queued` runs the handler once per event waiting in the function's asynchronous
+    invocation queue (what EventBridge routed to it) and returns every invocation.
+    """
+    d = deployed_function(config, factory, function, env_name)
+    kind = None if event is not None else (kind or DEFAULT_KIND[function])
+    events = [event] if event is not None else built_in_events(factory, d, kind or "", name, log)
+    results = [run_handler(factory, d, e, kind=kind, log=log) for e in events]
+    if kind != "queued":
+        return results[0]
+    errors = [r["error"] for r in results if r["error"]]
+    return {"function": d.name, "environment": env_name, "account": d.account, "region": d.region,
+            "event_kind": kind, "queued": len(results), "invocations": results,
+            "response": [r["response"] for r in results], "error": errors[0] if errors else None}
+
+
+def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str | None,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    """One invocation of the real handler, with what AWS runs beside it, and its metrics delivered."""
+    creds = factory.session(d.account, d.role).get_credentials().get_frozen_credentials()
+    session = factory.session(d.account, d.role)
     context = FakeContext(
-        function_name=fn_name, invoked_function_arn=fn_config["FunctionArn"],
-        memory_limit_in_mb=int(fn_config.get("MemorySize", 256)), aws_request_id=str(uuid.uuid4()),
-        deadline=time.monotonic() + float(fn_config.get("Timeout", 60)),
-        log_group_name=f"/aws/lambda/{fn_name}",
+        function_name=d.name, invoked_function_arn=d.arn, memory_limit_in_mb=d.memory,
+        aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + d.timeout, log_group_name=f"/aws/lambda/{d.name}",
     )
     lambda_env = {
-        **variables,
+        **d.variables,
         "AWS_ACCESS_KEY_ID": creds.access_key, "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-        "AWS_SESSION_TOKEN": creds.token or "", "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-        "AWS_ENDPOINT_URL": endpoint, "AWS_LAMBDA_FUNCTION_NAME": fn_name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(context.memory_limit_in_mb),
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "AWS_SESSION_TOKEN": creds.token or "", "AWS_REGION": d.region, "AWS_DEFAULT_REGION": d.region,
+        "AWS_ENDPOINT_URL": d.endpoint, "AWS_LAMBDA_FUNCTION_NAME": d.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(d.memory), "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }
     captured = io.StringIO()
     error: str | None = None
     response: Any = None
     started = time.monotonic()
-    table = variables.get("TABLE_NAME") or config.parameters.get("DynamoDBTableName", "replctl-metadata")
+    # What AWS runs beside the function while it works: S3 replication, and (while the monitor's
+    # heartbeat run waits for its heartbeat downstream) the table's stream mapping — which the
+    # template creates only where the environment replicates downstream.
+    play_stream = d.function == "replication-monitor" and _scheduled(event) and has_downstream(d.variables)
+    reader = StreamReader(session, d.endpoint, d.region, d.table,
+                          cursor_file=_stream_cursor(d.environment)) if play_stream else None
     with environ(lambda_env), contextlib.redirect_stdout(captured):
-        handlers = load_handlers(sorted({function, "stream-processor"}))
+        handlers = load_handlers(sorted({d.function, "stream-processor"}))
         services = EmulatedServices(
-            s3=factory.client("s3", region=region, account=account, role_arn=role),
-            cloudwatch=factory.client("cloudwatch", region=region, account=account, role_arn=role),
-            bucket=variables.get("BUCKET_NAME", ""),
-            stream_batch=lambda: stream_event(session, endpoint, region, table,
-                                              cursor_file=state_dir() / "stream-cursors" / f"{env_name}.json"),
-            stream_handler=handlers["stream-processor"] if function != "stream-processor" else None,
-            context=context, stream_function=f"{prefix}-stream-processor",
+            s3=factory.client("s3", region=d.region, account=d.account, role_arn=d.role),
+            cloudwatch=factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role),
+            bucket=d.variables.get("BUCKET_NAME", ""),
+            stream_batch=reader.batch if reader else lambda: {"Records": []},
+            stream_handler=handlers["stream-processor"] if d.function != "stream-processor" else None,
+            context=context, stream_function=f"{d.prefix}-stream-processor",
         )
-        # What AWS runs beside the function while it works: S3 replication, and (while the
-        # monitor waits for its heartbeat downstream) the table's stream mapping — which the
-        # template creates only where the environment replicates downstream.
-        services.start(play_stream=function == "replication-monitor" and has_downstream(variables))
+        services.start(play_stream=play_stream)
         try:
-            response = handlers[function](event, context)
+            response = handlers[d.function](event, context)
         except Exception as exc:  # the Lambda service would record it and retry / dead-letter
             error = f"{type(exc).__name__}: {exc}"
         finally:
             services.stop()
     elapsed = time.monotonic() - started
     lines = captured.getvalue().splitlines()
-    cw = factory.client("cloudwatch", region=region, account=account, role_arn=role)
-    publish_lambda_metrics(cw, fn_name, error=error is not None, duration_seconds=elapsed)
+    cw = factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role)
+    publish_lambda_metrics(cw, d.name, error=error is not None, duration_seconds=elapsed)
     delivered = deliver_emf(cw, lines)
-    log(f"{fn_name} in {env_name}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s; "
-        f"{delivered} metric values delivered to CloudWatch; {services.summary()}")
+    records = len(event["Records"]) if isinstance(event, dict) and isinstance(event.get("Records"), list) else None
+    said = [f"{records} record(s)"] if records is not None else []
+    said += [f"{delivered} metric value(s) to CloudWatch"] if delivered else []
+    said += [services.summary()] if services.summary() else []
+    log(f"{d.name} in {d.environment}: {'error: ' + error if error else 'ok'} in {elapsed:.2f} s"
+        + "".join(f"; {part}" for part in said))
     return {
         "emulated": services.report(),
-        "function": fn_name, "environment": env_name, "account": account, "region": region,
-        "event_kind": kind, "records": len(event.get("Records", [])) if isinstance(event, dict) else None,
+        "function": d.name, "environment": d.environment, "account": d.account, "region": d.region,
+        "event_kind": kind, "records": records,
+        "event": _event_summary(event),
         "response": response, "error": error, "metrics_delivered": delivered,
         "log_lines": [ln for ln in lines if '"_aws"' not in ln],
     }
+
+
+def _scheduled(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("detail-type") == "Scheduled Event"
+
+
+def _event_summary(event: Any) -> dict[str, Any] | None:
+    """What the event was, without its values (detail-type and the detail's identifying fields)."""
+    if not isinstance(event, dict) or "detail-type" not in event:
+        return None
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    keep = ("name", "type", "operation", "stack-id", "status-details")
+    return {"detail-type": event["detail-type"], **{k: detail[k] for k in keep if k in detail}}

@@ -1,7 +1,10 @@
 """The sandbox's server process: moto's WSGI app on 127.0.0.1, quiet, stopped by SIGTERM.
 
-Run as `python -m replctl.sandbox.server --port N`; `replctl sandbox start` does that in the
-background and waits until it answers.
+Run as `python -m replctl.sandbox.server --port N --state-dir DIR`; `replctl sandbox start` does
+that in the background and waits until it answers. Before serving, the emulator's models are
+adapted where moto diverges from AWS in what services publish to EventBridge and how EventBridge
+delivers it (`replctl.sandbox.adapt`, EventBridge section); events routed to Lambda functions
+wait in DIR's asynchronous invocation queue (`replctl.sandbox.asyncinvoke`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -21,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in t
     parser = argparse.ArgumentParser(prog="replctl-sandbox-server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", required=True, help="the sandbox's state folder (queues live there)")
     args = parser.parse_args(argv)
 
     # One access-log line per request (and a traceback per emulator 500) would bury the log.
@@ -29,6 +34,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in t
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
+
+    from replctl.sandbox.adapt import install_emulator_adaptations
+    from replctl.sandbox.asyncinvoke import FileQueue
+
+    install_emulator_adaptations(FileQueue(Path(args.state_dir)).put)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +57,8 @@ def read_info() -> ServerInfo | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def running_process(pid: int) -> bool:
+    """True while `pid` runs (an exited, unreaped zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,7 +69,17 @@ def _alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited and waits to be reaped by its parent (the server outlives the
+    `sandbox start` that spawned it, so its parent is init, which may reap it seconds later)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): kill(pid, 0) is all there is
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
@@ -84,7 +96,7 @@ def running() -> ServerInfo | None:
     info = read_info()
     if info is None:
         return None
-    if not _alive(info.pid):
+    if not running_process(info.pid):
         _info_path().unlink(missing_ok=True)
         return None
     return info
@@ -109,12 +121,13 @@ def start_server(port: int = 0, *, wait_seconds: float = 30.0,
     d = state_dir()
     d.mkdir(parents=True, exist_ok=True)
     log_path = d / "server.log"
+    forget_queued_events()  # a new emulator holds none of the functions the old queue named
     endpoint = f"http://127.0.0.1:{port}"
     if healthy(endpoint, timeout=0.5):
         raise SandboxError(f"port {port} is already in use", hint="pass another --port")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "replctl.sandbox.server", "--port", str(port)],
+            [sys.executable, "-m", "replctl.sandbox.server", "--port", str(port), "--state-dir", str(d)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "MOTO_PORT": str(port)},
         )
@@ -138,23 +151,28 @@ def stop_server(*, wait_seconds: float = 10.0, sleep: Callable[[float], None] = 
     info = read_info()
     if info is None:
         return None
-    if _alive(info.pid):
+    if running_process(info.pid):
         try:
             os.killpg(info.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + wait_seconds
-        while _alive(info.pid) and time.monotonic() < deadline:
+        while running_process(info.pid) and time.monotonic() < deadline:
             sleep(0.05)
-        if _alive(info.pid):
+        if running_process(info.pid):
             try:
                 os.killpg(info.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            while _alive(info.pid):
+            while running_process(info.pid):
                 sleep(0.05)
     _info_path().unlink(missing_ok=True)
     return info
+
+
+def forget_queued_events() -> None:
+    """Empty the functions' asynchronous invocation queues (a new or reset emulator)."""
+    shutil.rmtree(state_dir() / "async-invoke", ignore_errors=True)
 
 
 def post(endpoint: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

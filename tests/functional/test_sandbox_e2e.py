@@ -31,11 +31,16 @@ def run(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> subproce
 
 
 def alive(pid: int) -> bool:
+    """Running, that is: it exists and is not a zombie (an exited server whose parent, init,
+    has not reaped it yet holds no port and runs nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 @pytest.fixture(scope="module")

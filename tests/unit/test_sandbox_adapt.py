@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from replctl import cfnyaml
 from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters, without_denies
@@ -108,3 +111,71 @@ def test_the_stream_mapping_is_played_only_where_the_template_creates_it() -> No
     assert not has_downstream(env("dev", "false", "false"))
     assert not has_downstream(env("staging", "true", "false"))  # staging never replicates to itself
     assert not has_downstream(env("prod", "true", "true"))
+
+
+# --------------------------------------------------------------------------- EventBridge section
+
+
+def test_only_an_enabled_rule_with_an_event_pattern_takes_events() -> None:
+    from replctl.sandbox.adapt import rule_takes_events
+
+    assert rule_takes_events(has_pattern=True, state="ENABLED")
+    assert rule_takes_events(has_pattern=True, state=None)  # rules are enabled by default (PutRule)
+    assert not rule_takes_events(has_pattern=False, state="ENABLED")  # a schedule rule self-triggers only
+    assert not rule_takes_events(has_pattern=True, state="DISABLED")
+
+
+def test_lambda_targets_are_recognised_by_their_arn() -> None:
+    from replctl.sandbox.adapt import lambda_function_of
+
+    assert lambda_function_of("arn:aws:lambda:us-east-1:111111111111:function:replctl-config-validator") == (
+        "replctl-config-validator")
+    assert lambda_function_of("arn:aws:lambda:us-east-1:111111111111:function:f:live") == "f"
+    assert lambda_function_of("arn:aws:sqs:us-east-1:111111111111:q") is None
+    assert lambda_function_of("arn:aws:events:us-east-1:111111111111:event-bus/default") is None
+
+
+def test_the_delivered_event_has_the_documented_envelope() -> None:
+    from replctl.sandbox.adapt import delivered_event
+
+    moto_event = {"version": "0", "id": "i", "detail-type": "T", "source": "s", "account": "111111111111",
+                  "time": 1714564800.5, "region": "us-east-1", "resources": [], "detail": {"a": 1},
+                  "ingestion-time": 1714564800.6}
+    assert delivered_event(moto_event, {"Id": "t", "Arn": "arn"}) == {
+        "version": "0", "id": "i", "detail-type": "T", "source": "s", "account": "111111111111",
+        "time": "2024-05-01T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {"a": 1}}
+    assert delivered_event(moto_event, {"Id": "t", "Arn": "arn", "Input": '{"k": "v"}'}) == {"k": "v"}
+    with pytest.raises(NotImplementedError, match="not emulated"):
+        delivered_event(moto_event, {"Id": "t", "Arn": "arn", "InputPath": "$.detail"})
+
+
+def test_service_events_have_the_documented_shapes() -> None:
+    from replctl.sandbox.adapt import parameter_change_entry, stack_status_entry
+
+    ssm = parameter_change_entry("/app/dev/config/x", "SecureString", "Delete", None)
+    assert (ssm["Source"], ssm["DetailType"], ssm["EventBusName"]) == ("aws.ssm", "Parameter Store Change", "default")
+    assert json.loads(ssm["Detail"]) == {"name": "/app/dev/config/x", "type": "SecureString", "operation": "Delete",
+                                         "description": ""}
+    stack_id = "arn:aws:cloudformation:us-east-1:111111111111:stack/StackSet-x/1"
+    cfn = stack_status_entry(stack_id, "UPDATE_COMPLETE", None)
+    assert (cfn["Source"], cfn["DetailType"], cfn["Resources"]) == (
+        "aws.cloudformation", "CloudFormation Stack Status Change", [stack_id])
+    assert json.loads(cfn["Detail"]) == {"stack-id": stack_id, "client-request-token": "",
+                                         "status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""}}
+
+
+def test_the_file_queue_hands_each_function_its_own_events_once(tmp_path: Path) -> None:
+    from replctl.sandbox.asyncinvoke import FileQueue, QueuedEvent
+
+    server, cli = FileQueue(tmp_path), FileQueue(tmp_path)  # two processes share the folder
+    first = QueuedEvent("111111111111", "us-east-1", "replctl-replication-monitor", "r", {"n": 1})
+    other = QueuedEvent("111111111111", "us-east-1", "replctl-config-validator", "r", {"n": 2})
+    second = QueuedEvent("111111111111", "us-east-1", "replctl-replication-monitor", "r", {"n": 3})
+    for item in (first, other, second):
+        server.put(item)
+
+    assert cli.peek("111111111111", "us-east-1", "replctl-replication-monitor") == [first, second]
+    assert cli.take("111111111111", "us-east-1", "replctl-replication-monitor") == [first, second]
+    assert cli.take("111111111111", "us-east-1", "replctl-replication-monitor") == []
+    assert cli.take("222222222222", "us-east-1", "replctl-config-validator") == []
+    assert cli.take("111111111111", "us-east-1", "replctl-config-validator") == [other]
