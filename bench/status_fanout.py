@@ -102,7 +102,7 @@ class Seeder:
     def __init__(self, config: Any) -> None:
         import boto3
 
-        from replctl.health_model import names_for
+        from replctl.status.model import names_for
 
         self.config = config
         self.names = names_for(config)
@@ -230,8 +230,8 @@ def _estate(workdir: Path, per_environment: int) -> Iterator[Any]:
 def measure(config: Any, *, workers: int, rtt: float, scale: str, mode: str) -> Run:
     """One `status` fetch + judge with a fresh factory (as one CLI run has)."""
     from replctl.aws import AwsSettings, SessionFactory
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
+    from replctl.status.fetch import fetch_status
+    from replctl.status.judge import judge
 
     factory = SessionFactory(AwsSettings(region=REGION))
     calls: list[Any] = []
@@ -254,9 +254,9 @@ def render_seconds(config: Any) -> float:
     from rich.console import Console
 
     from replctl.aws import AwsSettings, SessionFactory
-    from replctl.commands.health import status_tables
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
+    from replctl.commands.status import status_tables
+    from replctl.status.fetch import fetch_status
+    from replctl.status.judge import judge
 
     facts = fetch_status(config, SessionFactory(AwsSettings(region=REGION)), config.environments)
     console = Console(file=io.StringIO(), width=160, no_color=True)
@@ -268,7 +268,7 @@ def render_seconds(config: Any) -> float:
 def run(workdir: Path, *, default_workers: int | None = None) -> Section:
     import inspect
 
-    from replctl.health_fetch import fetch_status
+    from replctl.status.fetch import fetch_status
 
     workers = default_workers or inspect.signature(fetch_status).parameters["max_workers"].default
     section = Section("status", "2. `replctl status` fan-out: concurrent vs sequential")
@@ -331,7 +331,7 @@ def probe(per_environment: int, rtts: list[float], workers: int | None = None) -
     import inspect
     import tempfile
 
-    from replctl.health_fetch import fetch_status
+    from replctl.status.fetch import fetch_status
 
     workers = workers or inspect.signature(fetch_status).parameters["max_workers"].default
     out = []

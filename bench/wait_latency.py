@@ -41,7 +41,7 @@ class Sample:
 
 def simulate_one(duration: float, wait: object) -> Sample:
     """Wait for one operation of `duration` seconds with the given WaitSettings."""
-    from replctl.rollout import attach
+    from replctl.deploy.rollout import attach
     from tests.unit.fake_stacksets import NAME, World
 
     config = _config(wait)

@@ -306,7 +306,7 @@ def validate_accounts_cmd(
     role can be assumed, exists, and trusts the admin account only; the replication role name is
     free or already ours. Exit 0 only when every check passes (4 otherwise).
     """
-    from replctl.accounts import validate_accounts
+    from replctl.accounts.judge import validate_accounts
     from replctl.errors import ChecksFailed
     from replctl.render import checks_table
 
@@ -314,7 +314,7 @@ def validate_accounts_cmd(
     config = st.config()
     envs = config.select(env)
     if config_only:
-        from replctl.accounts import config_checks
+        from replctl.accounts.judge import config_checks
 
         checks = config_checks(config, envs)
     else:

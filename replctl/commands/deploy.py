@@ -21,11 +21,11 @@ from replctl.errors import Aborted, ExitCode, ReplctlError
 if TYPE_CHECKING:  # pragma: no cover
     from replctl.cli import State
     from replctl.config import Config
-    from replctl.plan import ArtifactLike, Clients, Plan
+    from replctl.deploy.plan import ArtifactLike, Clients, Plan
     from replctl.render import Output
-    from replctl.rollout import InstanceResult, OperationOutcome, RolloutLog
+    from replctl.deploy.rollout import InstanceResult, OperationOutcome, RolloutLog
     from replctl.statuses import OperationStatus
-    from replctl.templates import Template
+    from replctl.deploy.template import Template
 
 
 # --------------------------------------------------------------------------- seams
@@ -52,7 +52,7 @@ def build_artifacts(config: Config, log: Callable[[str], None]) -> Sequence[Arti
 def template_transform(st: State) -> Callable[[str], str]:
     """Identity for AWS; the sandbox's adapter when --sandbox (the only place the text is changed)."""
     if not st.sandbox:
-        from replctl.templates import identity
+        from replctl.deploy.template import identity
 
         return identity
     from replctl.sandbox.adapt import adapt_template_for_sandbox
@@ -61,7 +61,7 @@ def template_transform(st: State) -> Callable[[str], str]:
 
 
 def runtime(st: State) -> Runtime:
-    from replctl.plan import Clients
+    from replctl.deploy.plan import Clients
 
     config = st.config()
     return Runtime(
@@ -122,7 +122,7 @@ def deploy_cmd(
     verified (every instance CURRENT/SUCCEEDED) and gated (no alarm in ALARM) before the next
     starts; the first failure stops the rollout. Re-running resumes from what AWS reports.
     """
-    from replctl.rollout import RolloutLog, apply, attach
+    from replctl.deploy.rollout import RolloutLog, apply, attach
 
     _refuse_conflicts(env, force, detailed_exitcode=detailed_exitcode, dry_run=dry_run)
     st = state(ctx)
@@ -180,7 +180,7 @@ def _refuse_conflicts(env: str | None, force: bool, *, detailed_exitcode: bool =
 
 
 def _template(st: State, rt: Runtime, env: str | None) -> Template:
-    from replctl.plan import prepare_template
+    from replctl.deploy.plan import prepare_template
 
     config = st.config()
     if env is not None:
@@ -189,7 +189,7 @@ def _template(st: State, rt: Runtime, env: str | None) -> Template:
 
 
 def _plan(st: State, rt: Runtime, env: str | None, force: bool, template: Template | None = None) -> Plan:
-    from replctl.plan import build_plan
+    from replctl.deploy.plan import build_plan
 
     config = st.config()
     if template is None:
@@ -239,7 +239,7 @@ def render_plan(output: Output, plan: Plan) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from replctl.plan import describe_step
+    from replctl.deploy.plan import describe_step
 
     state_word = "exists" if plan.exists else "will be created"
     output.line(Text(f"Stack set {plan.stack_set} ({plan.permission_model}, {plan.region}) {state_word}",

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 import boto3
 from botocore.stub import Stubber
 
-from replctl.health_fetch import describe_alarms, read_alarms
-from replctl.rollout import _alarms_in_alarm
+from replctl.status.fetch import describe_alarms, read_alarms
+from replctl.deploy.rollout import _alarms_in_alarm
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 

@@ -45,7 +45,7 @@ def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pa
     path.write_text(CONFIG)
     code = write_functions(tmp_path)
     sleeps: list[float] = []
-    monkeypatch.setattr("replctl.commands.health._sleep", sleeps.append)
+    monkeypatch.setattr("replctl.commands.status._sleep", sleeps.append)
     with mock_aws():
         seed({e: Seed(code=code) for e in ("dev", "staging", "prod")}, stack_set=False)
         factory = SessionFactory(AwsSettings(region=REGION))
@@ -251,7 +251,7 @@ def core(tmp_path: Path) -> Iterator[tuple[Any, SessionFactory, Stubber]]:
 
 
 def test_operation_in_progress_waits_then_starts(core) -> None:
-    from replctl.drift_fetch import detect_stackset_drift
+    from replctl.drift.fetch import detect_stackset_drift
 
     config, factory, stubber = core
     stubber.add_client_error("detect_stack_set_drift", service_error_code="OperationInProgressException",
@@ -268,7 +268,7 @@ def test_operation_in_progress_waits_then_starts(core) -> None:
 
 
 def test_gives_up_after_the_configured_timeout(core) -> None:
-    from replctl.drift_fetch import detect_stackset_drift
+    from replctl.drift.fetch import detect_stackset_drift
 
     config, factory, stubber = core
     stubber.add_response("detect_stack_set_drift", {"OperationId": "op-1"})
@@ -285,7 +285,7 @@ def test_gives_up_after_the_configured_timeout(core) -> None:
 def test_what_counts_as_an_endpoint_without_drift_support() -> None:
     from botocore.parsers import ResponseParserError
 
-    from replctl.drift_fetch import drift_unsupported
+    from replctl.drift.fetch import drift_unsupported
 
     def client_error(code: str, status: int) -> ClientError:
         return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},

@@ -18,7 +18,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 import replctl.aws
-from replctl import drift_fetch
+from replctl.drift import fetch as drift_fetch
 from replctl.cli import app
 from replctl.commands import deploy as deploy_cmd
 from tests import callproof, cfnkit

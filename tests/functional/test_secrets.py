@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from replctl.cli import app
 from replctl.commands import deploy
-from replctl.templates import identity
+from replctl.deploy.template import identity
 from tests.fnkit import Estate, environment, function_env, load_event
 from tests.functional.test_faults_functions import Faults
 from tests.functional.test_parity_moto import write_functions

@@ -379,8 +379,8 @@ def test_missing_stack_instance_is_unhealthy(estate: Path) -> None:
 
 
 def test_one_get_metric_data_call_per_account_region(estate: Path) -> None:
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
+    from replctl.status.fetch import fetch_status
+    from replctl.status.judge import judge
 
     seed()
     config = load_config(estate)
@@ -397,7 +397,7 @@ def test_one_get_metric_data_call_per_account_region(estate: Path) -> None:
 
 
 def test_watch_refreshes_until_ctrl_c_and_exits_with_the_last_verdict(estate: Path, monkeypatch) -> None:
-    import replctl.commands.health as cmd
+    import replctl.commands.status as cmd
 
     seed({"staging": Seed(lag=2.5)})
     sleeps: list[float] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replctl.accounts import AdminFacts, RoleFacts, TargetFacts, evaluate, trusted_principals
+from replctl.accounts.judge import AdminFacts, RoleFacts, TargetFacts, evaluate, trusted_principals
 from replctl.config import parse_config
 from tests.unit.test_config import VALID
 
@@ -66,7 +66,7 @@ def test_trusted_principals_splits_accounts_services_and_wildcards() -> None:
 
 
 def test_two_regions_in_one_environment_account_are_flagged_before_a_rollout_collides(tmp_path: Path) -> None:
-    from replctl.accounts import config_checks
+    from replctl.accounts.judge import config_checks
 
     (tmp_path / "t.yaml").write_text("Resources: {}\n")
     # The last environment (a downstream one may run in more regions than those before it).

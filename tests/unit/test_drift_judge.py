@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from replctl.drift_judge import (
+from replctl.drift.judge import (
     DriftReport,
     judge_buckets,
     judge_code,
@@ -18,7 +18,7 @@ from replctl.drift_judge import (
     wanted_targets,
 )
 from replctl.errors import ExitCode
-from replctl.health_model import (
+from replctl.status.model import (
     DetectionStatus,
     DriftStatus,
     InstanceDrift,

@@ -32,9 +32,9 @@ from typer.testing import CliRunner
 from replctl.aws import assume_role_error
 from replctl.cli import app
 from replctl.commands import deploy
-from replctl.plan import Clients
-from replctl.rollout import MAX_IN_PROGRESS_RETRIES
-from replctl.templates import identity
+from replctl.deploy.plan import Clients
+from replctl.deploy.rollout import MAX_IN_PROGRESS_RETRIES
+from replctl.deploy.template import identity
 from tests.unit.fake_stacksets import (
     CONFIG,
     DEV,
@@ -514,7 +514,7 @@ def _refresh_estate(tmp_path: Path, answers: list[str | None]) -> tuple[Any, Any
 
 def test_assumed_admin_credentials_are_refreshed_during_a_long_wait(tmp_path: Path) -> None:
     """A prod rollout outlives a one-hour token: the wait goes on with refreshed credentials."""
-    from replctl.rollout import attach
+    from replctl.deploy.rollout import attach
 
     config, cfn, now, keys, issued = _refresh_estate(tmp_path, [None] * 8)
     canned = CannedCloudFormation(now, finish_after=3.5 * 3600)
@@ -533,7 +533,7 @@ def test_assumed_admin_credentials_are_refreshed_during_a_long_wait(tmp_path: Pa
 
 def test_a_refresh_that_is_denied_mid_wait_is_an_access_error_naming_the_role(tmp_path: Path) -> None:
     from replctl.errors import AwsAccessError
-    from replctl.rollout import attach
+    from replctl.deploy.rollout import attach
 
     config, cfn, now, _, _ = _refresh_estate(tmp_path, [None] + ["trust policy changed"] * 6)
     cfn.meta.events.register("before-send.cloudformation.*", CannedCloudFormation(now, finish_after=3 * 3600))

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from replctl.config import Thresholds, parse_config
 from replctl.errors import ConfigError, ExitCode, ReplctlError
-from replctl.health_judge import judge, judge_environment, judge_target, seconds
-from replctl.health_model import (
+from replctl.status.judge import judge, judge_environment, judge_target, seconds
+from replctl.status.model import (
     AlarmFact,
     AlarmState,
     Difference,

@@ -14,7 +14,7 @@ import pytest
 from replctl.config import Config, load_config
 from replctl.errors import ConfigError, Refused, TemplateError
 from replctl.package import Artifact
-from replctl.plan import (
+from replctl.deploy.plan import (
     ArtifactRow,
     BringForward,
     CreateArtifactBucket,
@@ -41,7 +41,7 @@ from replctl.plan import (
     template_url,
 )
 from replctl.statuses import DetailedStatus, InstanceStatus
-from replctl.templates import Template, load_template
+from replctl.deploy.template import Template, load_template
 from tests.unit.fake_stacksets import ADMIN, CONFIG, DEV, FUNCTIONS, PROD, REGION, STAGING, TEMPLATE, write_estate
 
 BUCKET = f"replctl-artifacts-{ADMIN}-{REGION}"

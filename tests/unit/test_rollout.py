@@ -14,8 +14,8 @@ import pytest
 from replctl.aws import is_mutating
 from replctl.config import Config, load_config
 from replctl.errors import AwsAccessError, DeployError, Refused, WaitTimeout
-from replctl.plan import BringForward, CreateInstances, build_plan, params
-from replctl.rollout import RolloutLog, apply, attach
+from replctl.deploy.plan import BringForward, CreateInstances, build_plan, params
+from replctl.deploy.rollout import RolloutLog, apply, attach
 from tests.unit.fake_stacksets import (
     ADMIN,
     CONFIG,

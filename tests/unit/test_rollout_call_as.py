@@ -16,7 +16,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from replctl import drift_fetch, health_fetch
+from replctl.drift import fetch as drift_fetch
+from replctl.status import fetch as health_fetch
 from replctl.config import Config, load_config
 from replctl.errors import ConfigError
 from tests.unit.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, write_estate

@@ -29,8 +29,8 @@ print({MARKER!r} + json.dumps({{"exit": code, "modules": sorted(sys.modules)}}))
 #: Top-level packages no `--help` may import.
 HEAVY = ("boto3", "botocore", "s3transfer", "moto", "yaml", "cfnlint", "jmespath", "dateutil", "werkzeug")
 #: replctl modules that pull in the SDK or YAML, or are the cores of commands.
-CORES = ("replctl.aws", "replctl.config", "replctl.plan", "replctl.rollout", "replctl.health_fetch",
-         "replctl.drift_fetch", "replctl.package", "replctl.templates", "replctl.sandbox.adapt")
+CORES = ("replctl.aws", "replctl.config", "replctl.deploy.plan", "replctl.deploy.rollout", "replctl.status.fetch",
+         "replctl.drift.fetch", "replctl.package", "replctl.deploy.template", "replctl.sandbox.adapt")
 
 
 def modules_after(*argv: str) -> tuple[int, set[str], str]:

@@ -65,7 +65,7 @@ from replctl.statuses import (
     instance_ok,
     parse,
 )
-from replctl.templates import (
+from replctl.deploy.template import (
     Template,
     identity,
     lint_template,

@@ -20,9 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import RenderableType
     from rich.table import Table
 
-    from replctl.drift_judge import DriftReport
-    from replctl.health_judge import HealthReport
-    from replctl.health_model import Verdict
+    from replctl.drift.judge import DriftReport
+    from replctl.status.judge import HealthReport
+    from replctl.status.model import Verdict
 
 #: The sleep of the watch loop and of the drift wait; tests replace it.
 _sleep = time.sleep
@@ -97,8 +97,8 @@ def status_cmd(
     last validation report, function errors, dead-letter queues and alarms. Exit 0 healthy,
     20 degraded, 21 unhealthy, 22 unknown (not enough data); overall is the worst environment.
     """
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
+    from replctl.status.fetch import fetch_status
+    from replctl.status.judge import judge
 
     st = state(ctx)
     config = st.config()
@@ -196,9 +196,9 @@ def drift_cmd(
     replication rules against what the template wants. Where the endpoint cannot detect StackSet
     drift (the local sandbox), it says so once and runs the parity checks alone.
     """
-    from replctl.drift_fetch import built_code, detect_stackset_drift, fetch_parity
-    from replctl.drift_judge import account_environments, judge_drift
-    from replctl.health_model import names_for
+    from replctl.drift.fetch import built_code, detect_stackset_drift, fetch_parity
+    from replctl.drift.judge import account_environments, judge_drift
+    from replctl.status.model import names_for
 
     st = state(ctx)
     config = st.config()

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replctl.errors import ExitCode
-from replctl.health_model import (
+from replctl.status.model import (
     FLOW,
     DetectionStatus,
     DriftStatus,

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from replctl.aws import error_code, translate
 from replctl.config import Config, Environment
 from replctl.errors import DeployError, ReplctlError
-from replctl.plan import (
+from replctl.deploy.plan import (
     CAPABILITIES,
     BringForward,
     Clients,
@@ -472,7 +472,7 @@ class _Rollout:
 
 def _alarms_in_alarm(cw: Any, prefix: str) -> list[dict[str, Any]]:
     """The environment's metric and composite alarms in ALARM, read exactly as `status` reads them."""
-    from replctl.health_fetch import describe_alarms
+    from replctl.status.fetch import describe_alarms
 
     return describe_alarms(cw, prefix, state="ALARM")
 

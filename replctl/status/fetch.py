@@ -25,7 +25,7 @@ from typing import Any
 from replctl.aws import SessionFactory, error_code, translate
 from replctl.config import Config, Environment
 from replctl.errors import ReplctlError
-from replctl.health_model import (
+from replctl.status.model import (
     FUNCTIONS,
     METRICS_NAMESPACE,
     AlarmFact,

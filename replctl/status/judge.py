@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from replctl.config import Thresholds
-from replctl.health_model import (
+from replctl.status.model import (
     AlarmState,
     DriftStatus,
     Series,

@@ -30,8 +30,8 @@ from typing import Any
 from replctl.aws import SessionFactory, error_code, translate
 from replctl.config import Config, Environment
 from replctl.errors import ReplctlError
-from replctl.health_fetch import read_rules
-from replctl.health_model import (
+from replctl.status.fetch import read_rules
+from replctl.status.model import (
     FUNCTIONS,
     InstanceDrift,
     Names,
