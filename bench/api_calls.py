@@ -78,7 +78,7 @@ def _estate(repo: Path, workdir: Path) -> Iterator[tuple[Path, list[Any]]]:
     from replctl.commands import deploy as deploy_cmd
     from replctl.sandbox.adapt import without_denies
     from tests.functional.moto_stacksets import AwsSemantics, adapt_for_moto
-    from tests.unit.fake_stacksets import make_artifacts
+    from tests.unit.deploy.fake_stacksets import make_artifacts
 
     template = workdir / "replication.yaml"
     template.write_text((repo / "cfn" / "replication.yaml").read_text())

@@ -29,7 +29,7 @@ from replctl.aws import is_mutating
 from replctl.cli import app
 from replctl.config import MAX_CONFIG_BYTES
 from tests.conftest import REPO
-from tests.unit.fake_stacksets import write_estate
+from tests.unit.deploy.fake_stacksets import write_estate
 
 runner = CliRunner()
 BAD_CONFIGS = sorted((REPO / "tests" / "fixtures" / "bad_configs").glob("*.yaml"))

@@ -176,7 +176,7 @@ def _drop_references(template: dict[str, Any], logical: str) -> None:
 # set's parameters. The hooks below make the admin CloudFormation client answer as AWS does, each
 # rule quoting the AWS CloudFormation API reference sentence it follows; the emulation's own
 # calls go through a plain client outside the factory, so replctl's call accounting never sees
-# them. tests/functional/test_sandbox_stacksets.py has a test per rule.
+# them. tests/functional/sandbox/test_stacksets.py has a test per rule.
 
 #: The operations whose results the emulation completes.
 OPERATIONS = ("CreateStackInstances", "UpdateStackInstances", "UpdateStackSet")
@@ -601,7 +601,7 @@ def _alarm_api(props: dict[str, Any]) -> dict[str, Any]:
 # `replctl.sandbox.server` installs them at start; tests that run moto in-process and need them
 # use `emulator_adaptations()`. Each rule cites the AWS documentation sentence it implements.
 # (moto has no public hook for any of this; the methods wrapped are moto 5.2.5's, which
-# pyproject.toml pins, and tests/functional/test_sandbox_eventbridge.py breaks if they change.)
+# pyproject.toml pins, and tests/functional/sandbox/test_eventbridge.py breaks if they change.)
 
 #: "A disabled rule won't match any events, and won't self-trigger if it has a schedule
 #: expression." (EventBridge API reference, DisableRule)

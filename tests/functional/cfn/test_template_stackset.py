@@ -35,7 +35,7 @@ from moto import mock_aws
 
 from replctl.sandbox.adapt import adapt_template_for_sandbox
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "cfn" / "replication.yaml"
 ADMIN_ROLE_TEMPLATE = REPO / "cfn" / "stackset-administration-role.yaml"
 EXECUTION_ROLE_TEMPLATE = REPO / "cfn" / "stackset-execution-role.yaml"

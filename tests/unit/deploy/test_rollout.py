@@ -16,7 +16,7 @@ from replctl.config import Config, load_config
 from replctl.errors import AwsAccessError, DeployError, Refused, WaitTimeout
 from replctl.deploy.plan import BringForward, CreateInstances, build_plan, params
 from replctl.deploy.rollout import RolloutLog, apply, attach
-from tests.unit.fake_stacksets import (
+from tests.unit.deploy.fake_stacksets import (
     ADMIN,
     CONFIG,
     DEV,

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from replctl.cli import app
 from tests.conftest import DEV, PROD, STAGING
-from tests.functional.test_status_moto import CONFIG, Seed, code_zip, seed, shared_models  # noqa: F401
+from tests.functional.status.test_status_moto import CONFIG, Seed, code_zip, seed, shared_models  # noqa: F401
 
 runner = CliRunner()
 SOURCES = {"replication_monitor": "replication-monitor", "config_validator": "config-validator",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATES = sorted((REPO / "cfn").glob("*.yaml"))
 
 

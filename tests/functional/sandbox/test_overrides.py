@@ -30,7 +30,7 @@ import replctl.aws
 from replctl.cli import app
 from replctl.commands import deploy as deploy_cmd
 from tests.conftest import DEV, PROD, REPO, STAGING
-from tests.unit.fake_stacksets import make_artifacts
+from tests.unit.deploy.fake_stacksets import make_artifacts
 
 pytestmark = pytest.mark.slow
 

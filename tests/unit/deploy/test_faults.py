@@ -6,7 +6,7 @@ one message naming what happened (never a traceback), the process exits with the
 code, no environment after the faulty one was touched, and a plain re-run converges: every
 instance CURRENT/SUCCEEDED and wired, each instance created by exactly one operation.
 
-Existing tests cover the plain cases (tests/unit/test_rollout.py, test_rollout_cli.py: a FAILED
+Existing tests cover the plain cases (tests/unit/deploy/test_rollout.py, test_cli.py: a FAILED
 staging operation, a timeout, throttled reads and starts, a Ctrl-C mid-wait, a firing gate,
 OperationInProgressException). This file adds throttling on every API the rollout uses, dropped
 connections, expired sessions, STOPPED operations, failure tolerance, a stack set kept busy by
@@ -35,7 +35,7 @@ from replctl.commands import deploy
 from replctl.deploy.plan import Clients
 from replctl.deploy.rollout import MAX_IN_PROGRESS_RETRIES
 from replctl.deploy.template import identity
-from tests.unit.fake_stacksets import (
+from tests.unit.deploy.fake_stacksets import (
     CONFIG,
     DEV,
     PROD,

@@ -7,7 +7,7 @@ import pytest
 from replctl.config import WaitSettings
 from replctl.errors import ExitCode, WaitTimeout
 from replctl.waiting import Poll, is_transient, wait_until
-from tests.unit.fake_stacksets import FakeClock, error
+from tests.unit.deploy.fake_stacksets import FakeClock, error
 
 SETTINGS = WaitSettings(initial_interval_seconds=2, max_interval_seconds=10, timeout_seconds=60)
 

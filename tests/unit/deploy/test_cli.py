@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from replctl.cli import app
 from replctl.commands import deploy
 from replctl.deploy.template import identity
-from tests.unit.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, TEMPLATE, World, make_artifacts, write_estate
+from tests.unit.deploy.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, TEMPLATE, World, make_artifacts, write_estate
 
 runner = CliRunner()
 

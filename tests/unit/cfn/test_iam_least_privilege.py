@@ -12,7 +12,7 @@ policies), rendered to concrete strings for each environment and replication swi
 - the permissions boundary covers every role of the replication template and allows nothing none
   of them uses, and the StackSet execution role grants nothing CloudFormation's handlers do not
   call for that template (that it grants everything they call, on the right ARNs and under the
-  right conditions, is the permission proof: tests/unit/test_permission_proof.py);
+  right conditions, is the permission proof: tests/unit/cfn/test_permission_proof.py);
 - the observer role (bootstrap template) is read-only, exactly the reads replctl makes, and out of
   the execution role's reach.
 """
@@ -37,7 +37,7 @@ from policy_sentry.util.arns import does_arn_match
 
 from tests import cfnkit, iamproof
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ACCOUNTS = cfnkit.ACCOUNTS
 ADMIN = cfnkit.ADMIN
 

@@ -42,7 +42,7 @@ from replctl.deploy.plan import (
 )
 from replctl.statuses import DetailedStatus, InstanceStatus
 from replctl.deploy.template import Template, load_template
-from tests.unit.fake_stacksets import ADMIN, CONFIG, DEV, FUNCTIONS, PROD, REGION, STAGING, TEMPLATE, write_estate
+from tests.unit.deploy.fake_stacksets import ADMIN, CONFIG, DEV, FUNCTIONS, PROD, REGION, STAGING, TEMPLATE, write_estate
 
 BUCKET = f"replctl-artifacts-{ADMIN}-{REGION}"
 ARTIFACTS = tuple(Artifact(fn, Path(f"/build/{fn}.zip"), "ab" * 32, f"{fn}-abababababababab.zip", 100)

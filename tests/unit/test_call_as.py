@@ -20,7 +20,7 @@ from replctl.drift import fetch as drift_fetch
 from replctl.status import fetch as health_fetch
 from replctl.config import Config, load_config
 from replctl.errors import ConfigError
-from tests.unit.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, write_estate
+from tests.unit.deploy.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, write_estate
 
 NAME = "replctl-replication"
 

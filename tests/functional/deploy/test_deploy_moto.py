@@ -26,9 +26,9 @@ import replctl.aws
 from replctl.cli import app
 from replctl.commands import deploy as deploy_cmd
 from tests.functional.moto_stacksets import Recorder, adapt_for_moto, recording_factory
-from tests.unit.fake_stacksets import ADMIN, CONFIG, DEV, PROD, STAGING, make_artifacts, write_estate
+from tests.unit.deploy.fake_stacksets import ADMIN, CONFIG, DEV, PROD, STAGING, make_artifacts, write_estate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 STACK_SET = "replctl-replication"
 BUCKET = f"replctl-artifacts-{ADMIN}-{REGION}"

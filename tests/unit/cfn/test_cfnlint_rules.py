@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "templates"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 PROJECT_RULES = ("E9101", "E9102", "E9103", "E9104", "E9105")

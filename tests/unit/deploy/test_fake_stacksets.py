@@ -2,7 +2,7 @@
 
 The rollout tests rely on the fake; these tests pin the fake to what AWS documents, so that a
 rollout that passes against it would pass against AWS. Each test names the rule it checks, as
-quoted where the fake implements it (tests/unit/fake_stacksets.py).
+quoted where the fake implements it (tests/unit/deploy/fake_stacksets.py).
 
 GIVEN a fake with three instances deployed (dev, staging, prod; one region unless a test says
 otherwise), WHEN a StackSet API is called the way the rule describes, THEN the fake answers as
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.unit.fake_stacksets import DEV, PROD, REGION, STAGING, FakeClock, FakeStackSets
+from tests.unit.deploy.fake_stacksets import DEV, PROD, REGION, STAGING, FakeClock, FakeStackSets
 
 NAME = "ss"
 T1 = """\

@@ -3,7 +3,7 @@
 moto runs every StackSet operation instantly and successfully; this fake does what the AWS
 CloudFormation API reference says AWS does, where replctl's behaviour depends on it. Each rule
 quotes its sentence where it is implemented (`SOURCES` lists the pages), and
-tests/unit/test_rollout_fake.py has a test per rule:
+tests/unit/deploy/test_fake_stacksets.py has a test per rule:
 
 - which instances become OUTDATED: an UpdateStackSet that specifies a template or the Parameters
   property marks every instance OUTDATED, then deploys the named ones (none named: all of them);
@@ -210,7 +210,7 @@ class FakeClock:
 # --------------------------------------------------------------------------- StackSets
 #
 # Each rule the fake implements quotes the AWS CloudFormation API reference sentence it follows
-# (API_<Name>.html unless another source is named); tests/unit/test_rollout_fake.py has a test
+# (API_<Name>.html unless another source is named); tests/unit/deploy/test_fake_stacksets.py has a test
 # per rule. Where AWS documents nothing (how long an operation takes, in what order one region's
 # accounts go), the fake picks the simplest behaviour and says so.
 

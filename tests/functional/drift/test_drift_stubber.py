@@ -26,8 +26,8 @@ from replctl.aws import AwsSettings, SessionFactory
 from replctl.config import load_config
 from replctl.errors import WaitTimeout
 from tests.conftest import DEV, PROD, STAGING
-from tests.functional.test_parity_moto import write_functions
-from tests.functional.test_status_moto import CONFIG, WANTED, Seed, seed, shared_models  # noqa: F401
+from tests.functional.drift.test_parity_moto import write_functions
+from tests.functional.status.test_status_moto import CONFIG, WANTED, Seed, seed, shared_models  # noqa: F401
 
 runner = CliRunner()
 NAME = "replctl-replication"
