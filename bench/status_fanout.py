@@ -254,7 +254,7 @@ def render_seconds(config: Any) -> float:
     from rich.console import Console
 
     from replctl.aws import AwsSettings, SessionFactory
-    from replctl.commands.status import status_tables
+    from replctl.status.render import status_tables
     from replctl.status.fetch import fetch_status
     from replctl.status.judge import judge
 

@@ -28,17 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from replctl.aws import error_code, translate
+from replctl.aws import error_code, is_transient, translate
 from replctl.config import Config, Environment
 from replctl.errors import DeployError, ReplctlError
-from replctl.deploy.plan import (
-    CAPABILITIES,
+from replctl.deploy.model import (
     BringForward,
     Clients,
     CreateArtifactBucket,
-    GrantArtifactReaders,
     CreateInstances,
     CreateStackSet,
+    GrantArtifactReaders,
     Plan,
     Step,
     UpdateOverrides,
@@ -46,14 +45,14 @@ from replctl.deploy.plan import (
     UploadArtifact,
     UploadTemplate,
     describe_step,
-    instance_state,
-    list_instances,
-    running_operations,
     step_action,
 )
+from replctl.deploy.observe import instance_state, list_instances, running_operations
 from replctl.statuses import OperationStatus, ResultStatus, parse
 from replctl.waiting import Poll, intervals, wait_until
 
+#: What every stack set call acknowledges: the template creates named IAM roles.
+CAPABILITIES = ("CAPABILITY_NAMED_IAM",)
 #: How often a start call refused with OperationInProgressException or throttling is retried.
 MAX_IN_PROGRESS_RETRIES = 5
 
@@ -351,7 +350,7 @@ class _Rollout:
                     self.reporter.step(f"{env}: another operation is running on {self.name}; waiting for it")
                     self.wait_for_running(env)
                     continue
-                if _transient(exc) and attempt < MAX_IN_PROGRESS_RETRIES:
+                if is_transient(exc) and attempt < MAX_IN_PROGRESS_RETRIES:
                     self.reporter.step(f"{env}: {action} throttled ({code}); retrying with the same operation id")
                     self.sleep(backoff())
                     continue
@@ -379,7 +378,7 @@ class _Rollout:
             except Exception as exc:
                 if error_code(exc) == "OperationNotFoundException":  # eventually consistent right after start
                     return Poll(False, OperationOutcome(env, action, op_id, OperationStatus.QUEUED))
-                if _transient(exc):
+                if is_transient(exc):
                     raise
                 raise _rejected(f"{env}: DescribeStackSetOperation {op_id}", exc) from exc
             status = parse(OperationStatus, op["Status"])
@@ -425,7 +424,7 @@ class _Rollout:
             except ReplctlError:
                 raise
             except Exception as exc:
-                if _transient(exc):
+                if is_transient(exc):
                     raise
                 raise translate(exc) from exc
 
@@ -484,12 +483,6 @@ def _running_if_any(cfn: Any, name: str, call_as: str) -> tuple[str, ...]:
         if error_code(exc) == "StackSetNotFoundException":
             return ()
         raise
-
-
-def _transient(exc: BaseException) -> bool:
-    from replctl.waiting import is_transient
-
-    return is_transient(exc)
 
 
 def _rejected(what: str, exc: BaseException) -> ReplctlError:

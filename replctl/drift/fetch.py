@@ -31,22 +31,18 @@ from replctl.aws import SessionFactory, error_code, translate
 from replctl.config import Config, Environment
 from replctl.errors import ReplctlError
 from replctl.status.fetch import read_rules
-from replctl.status.model import (
-    FUNCTIONS,
+from replctl.drift.model import (
     InstanceDrift,
-    Names,
     ParityFacts,
     ParityTarget,
-    Problem,
     PropertyDiff,
     ResourceDrift,
     StackSetDrift,
     TableSchema,
     detection_status,
-    drift_status,
-    names_for,
     resource_drift_status,
 )
+from replctl.status.model import FUNCTIONS, Names, Problem, drift_status, names_for
 from replctl.statuses import OperationStatus, parse
 from replctl.waiting import Poll, wait_until
 

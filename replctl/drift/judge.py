@@ -23,16 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from replctl.errors import ExitCode
-from replctl.status.model import (
-    FLOW,
-    DetectionStatus,
-    DriftStatus,
-    Names,
-    ParityFacts,
-    ParityTarget,
-    StackSetDrift,
-    TableSchema,
-)
+from replctl.drift.model import DetectionStatus, ParityFacts, ParityTarget, StackSetDrift, TableSchema
+from replctl.status.model import DriftStatus, FLOW, Names
 from replctl.statuses import OperationStatus
 
 

@@ -26,14 +26,14 @@ from replctl.aws import SessionFactory, error_code, translate
 from replctl.config import Config, Environment
 from replctl.errors import ReplctlError
 from replctl.status.model import (
-    FUNCTIONS,
-    METRICS_NAMESPACE,
     AlarmFact,
     Difference,
+    FUNCTIONS,
     FunctionFact,
     HeartbeatFact,
     InstanceFact,
     LagFact,
+    METRICS_NAMESPACE,
     Names,
     Problem,
     QueueFact,

@@ -28,15 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from replctl.config import Thresholds
-from replctl.status.model import (
-    AlarmState,
-    DriftStatus,
-    Series,
-    StatusFacts,
-    TargetFacts,
-    Verdict,
-    worst,
-)
+from replctl.status.model import AlarmState, DriftStatus, Series, StatusFacts, TargetFacts, Verdict, worst
 from replctl.statuses import instance_ok
 
 

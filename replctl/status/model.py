@@ -1,21 +1,22 @@
-"""The values `status` and `drift` work on: status enums, facts read from AWS, resource names.
+"""The values `status` works on: verdicts, status enums, resource names, and the facts read from AWS.
 
-Everything here is a frozen dataclass or an enum. The fetch modules (`health_fetch`,
-`drift_fetch`) build these from API responses; the judge modules (`health_judge`,
-`drift_judge`) turn them into verdicts and findings without any I/O, which is what lets the
-judging be unit-tested with hand-made facts.
+Everything here is a frozen dataclass or an enum. `status.fetch` builds the facts from API
+responses; `status.judge` turns them into verdicts without any I/O, which is what lets the
+judging be unit-tested with hand-made facts. `drift` reads this model too: the resource names
+(`Names`, from docs/contract.md), the replication rules (`RuleFact`) and `Problem`.
 
-The status families `status` and `drift` add to replctl/statuses.py (which owns the StackSet
-operation and instance statuses) are collapsed into enums here, one function per family
-(`drift_status`, `resource_drift_status`, `detection_status`, `alarm_state`). A value this replctl does not know
-raises a `ReplctlError` instead of being guessed at: AWS adds values over time (resource drift
-gained `UNKNOWN` and `UNSUPPORTED`), and a verdict built on a misread status would be a lie.
+The status families `status` adds to replctl/statuses.py (which owns the StackSet operation and
+instance statuses) are collapsed into enums here, one function per family (`drift_status`,
+`alarm_state`; drift's own two live in `drift.model`), all through `parse_status`. A value this
+replctl does not know raises a `ReplctlError` instead of being guessed at: AWS adds values over
+time (resource drift gained `UNKNOWN` and `UNSUPPORTED`), and a verdict built on a misread status
+would be a lie.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 from replctl.config import Config
 from replctl.errors import ConfigError, ExitCode, ReplctlError
-from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus
+from replctl.statuses import DetailedStatus, InstanceStatus
 
 #: The three functions the template deploys, by their short (contract) names.
 FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
@@ -89,31 +90,6 @@ class DriftStatus(Enum):
     NOT_CHECKED = "NOT_CHECKED"
 
 
-class ResourceDriftStatus(Enum):
-    """StackInstanceResourceDriftsSummary.StackResourceDriftStatus."""
-
-    IN_SYNC = "IN_SYNC"
-    MODIFIED = "MODIFIED"
-    DELETED = "DELETED"
-    NOT_CHECKED = "NOT_CHECKED"
-    UNKNOWN = "UNKNOWN"
-    UNSUPPORTED = "UNSUPPORTED"
-
-    @property
-    def drifted(self) -> bool:
-        return self in (ResourceDriftStatus.MODIFIED, ResourceDriftStatus.DELETED)
-
-
-class DetectionStatus(Enum):
-    """StackSetDriftDetectionDetails.DriftDetectionStatus."""
-
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    PARTIAL_SUCCESS = "PARTIAL_SUCCESS"
-    IN_PROGRESS = "IN_PROGRESS"
-    STOPPED = "STOPPED"
-
-
 class AlarmState(Enum):
     """MetricAlarm.StateValue."""
 
@@ -125,7 +101,8 @@ class AlarmState(Enum):
 E = TypeVar("E", bound=Enum)
 
 
-def _parse(enum: type[E], value: str, family: str) -> E:
+def parse_status(enum: type[E], value: str, family: str) -> E:
+    """`value` as a member of `enum`; a value this replctl does not know raises (never guessed)."""
     try:
         return enum(value)
     except ValueError:
@@ -136,23 +113,12 @@ def _parse(enum: type[E], value: str, family: str) -> E:
         ) from None
 
 
-
-
 def drift_status(value: str) -> DriftStatus:
-    return _parse(DriftStatus, value, "drift status")
-
-
-def resource_drift_status(value: str) -> ResourceDriftStatus:
-    return _parse(ResourceDriftStatus, value, "resource drift status")
-
-
-def detection_status(value: str) -> DetectionStatus:
-    return _parse(DetectionStatus, value, "drift detection status")
-
+    return parse_status(DriftStatus, value, "drift status")
 
 
 def alarm_state(value: str) -> AlarmState:
-    return _parse(AlarmState, value, "alarm state")
+    return parse_status(AlarmState, value, "alarm state")
 
 
 # --------------------------------------------------------------------------- names
@@ -413,87 +379,3 @@ class StatusFacts:
     fetched_at: datetime
     targets: tuple[TargetFacts, ...]
     environments: tuple[str, ...]
-
-
-# --------------------------------------------------------------------------- drift facts
-
-
-@dataclass(frozen=True)
-class PropertyDiff:
-    path: str
-    expected: str | None
-    actual: str | None
-    kind: str  # ADD | REMOVE | NOT_EQUAL
-
-
-@dataclass(frozen=True)
-class ResourceDrift:
-    logical_id: str
-    physical_id: str | None
-    resource_type: str
-    status: ResourceDriftStatus
-    differences: tuple[PropertyDiff, ...] = ()
-
-
-@dataclass(frozen=True)
-class InstanceDrift:
-    account: str
-    region: str
-    drift: DriftStatus | None
-    reason: str | None = None
-    resources: tuple[ResourceDrift, ...] = ()
-
-
-@dataclass(frozen=True)
-class StackSetDrift:
-    """The outcome of DetectStackSetDrift (or why it could not run)."""
-
-    stack_set: str
-    available: bool
-    note: str | None = None  # why detection is not available (once, plainly)
-    operation_id: str | None = None
-    operation: OperationStatus | None = None
-    detection: DetectionStatus | None = None
-    drift: DriftStatus | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    instances: tuple[InstanceDrift, ...] = ()
-    missing: bool = False  # the stack set does not exist
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """The parts of DescribeTable that must be identical in every environment."""
-
-    keys: tuple[tuple[str, str], ...]
-    attributes: tuple[tuple[str, str], ...]
-    global_indexes: tuple[str, ...]
-    local_indexes: tuple[str, ...]
-    stream: str  # view type, or "disabled"
-    billing: str
-
-
-@dataclass(frozen=True)
-class ParityTarget:
-    """What `drift` read in one account-region for the parity checks (None: could not read)."""
-
-    environment: str
-    account: str
-    region: str
-    ssm_keys: frozenset[str] | None = None
-    table: TableSchema | None = None
-    table_missing: bool = False
-    code: Mapping[str, str | None] | None = None  # short function name -> CodeSha256 (None: no function)
-    rules: tuple[RuleFact, ...] | None = None  # read in the environment's first region only
-    bucket: str | None = None
-    bucket_missing: bool = False
-    parameters: Mapping[str, str] | None = None  # the instance's effective stack set parameters
-    problems: tuple[Problem, ...] = ()
-
-
-@dataclass(frozen=True)
-class ParityFacts:
-    """What `drift` read for the cross-environment comparison."""
-
-    environments: tuple[str, ...]
-    targets: tuple[ParityTarget, ...]
-    built_code: Mapping[str, str]  # short function name -> CodeSha256 of this checkout's ZIP

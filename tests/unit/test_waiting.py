@@ -6,7 +6,8 @@ import pytest
 
 from replctl.config import WaitSettings
 from replctl.errors import ExitCode, WaitTimeout
-from replctl.waiting import Poll, is_transient, wait_until
+from replctl.aws import is_transient
+from replctl.waiting import Poll, wait_until
 from tests.unit.deploy.fake_stacksets import FakeClock, error
 
 SETTINGS = WaitSettings(initial_interval_seconds=2, max_interval_seconds=10, timeout_seconds=60)

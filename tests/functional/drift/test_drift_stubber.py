@@ -45,7 +45,7 @@ def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pa
     path.write_text(CONFIG)
     code = write_functions(tmp_path)
     sleeps: list[float] = []
-    monkeypatch.setattr("replctl.commands.status._sleep", sleeps.append)
+    monkeypatch.setattr("replctl.commands.drift._sleep", sleeps.append)
     with mock_aws():
         seed({e: Seed(code=code) for e in ("dev", "staging", "prod")}, stack_set=False)
         factory = SessionFactory(AwsSettings(region=REGION))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replctl.accounts.judge import AdminFacts, RoleFacts, TargetFacts, evaluate, trusted_principals
+from replctl.accounts.judge import evaluate, trusted_principals
+from replctl.accounts.model import AdminFacts, RoleFacts, TargetFacts
 from replctl.config import parse_config
 from tests.unit.test_config import VALID
 

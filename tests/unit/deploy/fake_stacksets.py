@@ -45,7 +45,7 @@ from botocore.exceptions import ClientError
 
 from replctl.aws import is_mutating
 from replctl.package import Artifact
-from replctl.deploy.plan import Clients
+from replctl.deploy.model import Clients
 
 ADMIN = "123456789012"
 DEV, STAGING, PROD = "111111111111", "222222222222", "333333333333"

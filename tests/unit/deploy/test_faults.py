@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from replctl.aws import assume_role_error
 from replctl.cli import app
 from replctl.commands import deploy
-from replctl.deploy.plan import Clients
+from replctl.deploy.model import Clients
 from replctl.deploy.rollout import MAX_IN_PROGRESS_RETRIES
 from replctl.deploy.template import identity
 from tests.unit.deploy.fake_stacksets import (

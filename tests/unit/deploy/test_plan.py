@@ -14,7 +14,8 @@ import pytest
 from replctl.config import Config, load_config
 from replctl.errors import ConfigError, Refused, TemplateError
 from replctl.package import Artifact
-from replctl.deploy.plan import (
+from replctl.deploy.decide import decide, groups
+from replctl.deploy.model import (
     ArtifactRow,
     BringForward,
     CreateArtifactBucket,
@@ -32,14 +33,10 @@ from replctl.deploy.plan import (
     UploadArtifact,
     UploadTemplate,
     Wave,
-    check_parameters,
-    decide,
-    desired_parameters,
-    groups,
     params,
     step_action,
-    template_url,
 )
+from replctl.deploy.parameters import check_parameters, desired_parameters, template_url
 from replctl.statuses import DetailedStatus, InstanceStatus
 from replctl.deploy.template import Template, load_template
 from tests.unit.deploy.fake_stacksets import ADMIN, CONFIG, DEV, FUNCTIONS, PROD, REGION, STAGING, TEMPLATE, write_estate

@@ -14,7 +14,8 @@ import pytest
 from replctl.aws import is_mutating
 from replctl.config import Config, load_config
 from replctl.errors import AwsAccessError, DeployError, Refused, WaitTimeout
-from replctl.deploy.plan import BringForward, CreateInstances, build_plan, params
+from replctl.deploy.model import BringForward, CreateInstances, params
+from replctl.deploy.plan import build_plan
 from replctl.deploy.rollout import RolloutLog, apply, attach
 from tests.unit.deploy.fake_stacksets import (
     ADMIN,

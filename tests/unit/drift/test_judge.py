@@ -18,21 +18,18 @@ from replctl.drift.judge import (
     wanted_targets,
 )
 from replctl.errors import ExitCode
-from replctl.status.model import (
+from replctl.drift.model import (
     DetectionStatus,
-    DriftStatus,
     InstanceDrift,
-    Names,
     ParityFacts,
     ParityTarget,
-    Problem,
     PropertyDiff,
     ResourceDrift,
     ResourceDriftStatus,
-    RuleFact,
     StackSetDrift,
     TableSchema,
 )
+from replctl.status.model import DriftStatus, Names, Problem, RuleFact
 from replctl.statuses import OperationStatus
 
 DEV, STAGING, PROD = "111111111111", "222222222222", "333333333333"
