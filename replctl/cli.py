@@ -236,7 +236,8 @@ class State:
                 base = sandbox_session(settings.region)
             self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn, base_session=base)
             if self.sandbox:
-                from replctl.sandbox.adapt import install_stackset_emulation, notes_for
+                from replctl.sandbox.adapt import notes_for
+                from replctl.sandbox.adapt.stacksets import install_stackset_emulation
 
                 install_stackset_emulation(self._factory, config.stackset.execution_role_name)
                 for note in notes_for(self.command):

@@ -56,7 +56,7 @@ def template_transform(st: State) -> Callable[[str], str]:
         from replctl.deploy.template import identity
 
         return identity
-    from replctl.sandbox.adapt import adapt_template_for_sandbox
+    from replctl.sandbox.adapt.template import adapt_template_for_sandbox
 
     return adapt_template_for_sandbox
 

@@ -37,7 +37,8 @@ from typing import Any
 import boto3
 
 from replctl.aws import Call, SessionFactory
-from replctl.sandbox.adapt import adapt_template_for_sandbox, without_denies
+from replctl.sandbox.adapt.stacksets import without_denies
+from replctl.sandbox.adapt.template import adapt_template_for_sandbox
 
 
 class AwsSemantics:

@@ -30,7 +30,7 @@ print({MARKER!r} + json.dumps({{"exit": code, "modules": sorted(sys.modules)}}))
 HEAVY = ("boto3", "botocore", "s3transfer", "moto", "yaml", "cfnlint", "jmespath", "dateutil", "werkzeug")
 #: replctl modules that pull in the SDK or YAML, or are the cores of commands.
 CORES = ("replctl.aws", "replctl.config", "replctl.deploy.plan", "replctl.deploy.rollout", "replctl.status.fetch",
-         "replctl.drift.fetch", "replctl.package", "replctl.deploy.template", "replctl.sandbox.adapt",
+         "replctl.drift.fetch", "replctl.package", "replctl.deploy.template", "replctl.sandbox.adapt.template", "replctl.sandbox.adapt.stacksets",
          "replctl.accounts.fetch", "replctl.status.judge", "replctl.drift.judge")
 
 

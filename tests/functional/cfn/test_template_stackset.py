@@ -33,7 +33,7 @@ from cfnlint.decode import decode
 
 from moto import mock_aws
 
-from replctl.sandbox.adapt import adapt_template_for_sandbox
+from replctl.sandbox.adapt.template import adapt_template_for_sandbox
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "cfn" / "replication.yaml"

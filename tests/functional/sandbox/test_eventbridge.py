@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from replctl.sandbox.adapt import emulator_adaptations
+from replctl.sandbox.adapt.eventbridge import emulator_adaptations
 from replctl.sandbox.asyncinvoke import MemoryQueue
 from tests.conftest import ADMIN
 

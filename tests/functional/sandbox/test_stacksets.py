@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from replctl.sandbox.adapt import StackSetEmulation, StatusBook
+from replctl.sandbox.adapt.stacksets import StackSetEmulation, StatusBook
 from tests.conftest import DEV, PROD, STAGING
 
 REGION = "us-east-1"

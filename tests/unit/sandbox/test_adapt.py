@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from replctl import cfnyaml
-from replctl.sandbox.adapt import _alarm_api, _replication_api, adapt, merged_parameters, without_denies
+from replctl.sandbox.adapt import NotEmulated
+from replctl.sandbox.adapt.skipped import _alarm_api, _replication_api
+from replctl.sandbox.adapt.stacksets import merged_parameters, without_denies
+from replctl.sandbox.adapt.template import adapt
 from tests.conftest import REPO
 
 TEMPLATE = REPO / "cfn" / "replication.yaml"
@@ -117,7 +120,7 @@ def test_the_stream_mapping_is_played_only_where_the_template_creates_it() -> No
 
 
 def test_only_an_enabled_rule_with_an_event_pattern_takes_events() -> None:
-    from replctl.sandbox.adapt import rule_takes_events
+    from replctl.sandbox.adapt.eventbridge import rule_takes_events
 
     assert rule_takes_events(has_pattern=True, state="ENABLED")
     assert rule_takes_events(has_pattern=True, state=None)  # rules are enabled by default (PutRule)
@@ -126,7 +129,7 @@ def test_only_an_enabled_rule_with_an_event_pattern_takes_events() -> None:
 
 
 def test_lambda_targets_are_recognised_by_their_arn() -> None:
-    from replctl.sandbox.adapt import lambda_function_of
+    from replctl.sandbox.adapt.eventbridge import lambda_function_of
 
     assert lambda_function_of("arn:aws:lambda:us-east-1:111111111111:function:replctl-config-validator") == (
         "replctl-config-validator")
@@ -136,7 +139,7 @@ def test_lambda_targets_are_recognised_by_their_arn() -> None:
 
 
 def test_the_delivered_event_has_the_documented_envelope() -> None:
-    from replctl.sandbox.adapt import delivered_event
+    from replctl.sandbox.adapt.eventbridge import delivered_event
 
     moto_event = {"version": "0", "id": "i", "detail-type": "T", "source": "s", "account": "111111111111",
                   "time": 1714564800.5, "region": "us-east-1", "resources": [], "detail": {"a": 1},
@@ -145,12 +148,12 @@ def test_the_delivered_event_has_the_documented_envelope() -> None:
         "version": "0", "id": "i", "detail-type": "T", "source": "s", "account": "111111111111",
         "time": "2024-05-01T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {"a": 1}}
     assert delivered_event(moto_event, {"Id": "t", "Arn": "arn", "Input": '{"k": "v"}'}) == {"k": "v"}
-    with pytest.raises(NotImplementedError, match="not emulated"):
+    with pytest.raises(NotEmulated, match="InputPath / InputTransformer on a Lambda target is not emulated"):
         delivered_event(moto_event, {"Id": "t", "Arn": "arn", "InputPath": "$.detail"})
 
 
 def test_service_events_have_the_documented_shapes() -> None:
-    from replctl.sandbox.adapt import parameter_change_entry, stack_status_entry
+    from replctl.sandbox.adapt.eventbridge import parameter_change_entry, stack_status_entry
 
     ssm = parameter_change_entry("/app/dev/config/x", "SecureString", "Delete", None)
     assert (ssm["Source"], ssm["DetailType"], ssm["EventBusName"]) == ("aws.ssm", "Parameter Store Change", "default")
