@@ -1,6 +1,7 @@
-"""I/O for `validate-accounts`: the caller's identity and the administration role in the admin
-account; the execution and replication roles in each target account, read through the
-read-only observer role (the execution role trusts only the administration role, so the
+"""I/O for `validate-accounts`: what STS and IAM say about the admin and each target account.
+
+The caller's identity and the administration role in the admin account; the execution and
+replication roles in each target account, read through the read-only observer role (the execution role trusts only the administration role, so the
 operator never assumes it). Target accounts are read concurrently. Nothing here judges: a read
 that fails is recorded on the facts, and `accounts.judge` says what it means.
 """

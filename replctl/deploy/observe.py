@@ -1,5 +1,7 @@
-"""Read what is deployed, with read calls only: the stack set, its instances and their
-overrides, running operations, and which artifact buckets and objects exist.
+"""Planning's reads of AWS: what is deployed, with read calls only.
+
+The stack set, its instances and their overrides, running operations, and which artifact
+buckets and objects exist.
 
 DescribeStackSet, ListStackInstances, DescribeStackInstance (the only call that returns an
 instance's overrides), ListStackSetOperations, HeadBucket and HeadObject. The result is an

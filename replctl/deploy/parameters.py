@@ -1,5 +1,7 @@
-"""The values replctl gives the template: stack-set parameters, the per-environment switches,
-and where the artifacts and the template are uploaded.
+"""The values replctl gives the template: stack-set parameters, switches, artifact and template keys.
+
+The per-environment switches (`ReplicateTo<Env>`), the account ids, and where the function ZIPs
+and the template are uploaded.
 
 A new template parameter that replctl computes starts here (`desired_parameters`); one the
 operator sets needs nothing but `environments.yaml` (`check_parameters` verifies every

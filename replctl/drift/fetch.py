@@ -95,12 +95,30 @@ def detect_stackset_drift(
     """Run drift detection on the stack set and read the drifted instances' resources."""
     say = progress or (lambda _m: None)
     name = config.stackset.name
-    region = config.stackset.home_region
-    cfn = factory.client("cloudformation", region=region)
-    envs = tuple(envs)
+    cfn = factory.client("cloudformation", region=config.stackset.home_region)
+    started = _start_detection(config, factory, cfn, say, sleep, clock)
+    if isinstance(started, StackSetDrift):  # not available here, or no stack set
+        return started
+    operation_id = started
+    say(f"drift detection started on {name} (operation {operation_id})")
+    op = _wait_for_detection(config, cfn, operation_id, say, sleep, clock)
+    details = op.get("StackSetDriftDetectionDetails", {})
+    instances = _instance_drifts(cfn, name, config.stackset.call_as, operation_id,
+                                 {k for e in envs for k in e.instances()})
+    return StackSetDrift(
+        name, available=True, operation_id=operation_id, operation=parse(OperationStatus, op["Status"]),
+        detection=detection_status(details["DriftDetectionStatus"]) if details.get("DriftDetectionStatus") else None,
+        drift=drift_status(details["DriftStatus"]) if details.get("DriftStatus") else None,
+        counts={k: int(v) for k, v in details.items() if k.endswith("Count")}, instances=instances,
+    )
+
+
+def _start_detection(config: Config, factory: SessionFactory, cfn: Any, say: Progress,
+                     sleep: Callable[[float], None], clock: Callable[[], float]) -> str | StackSetDrift:
+    """DetectStackSetDrift, once no other operation holds the stack set: the operation id, or the
+    outcome when the endpoint cannot detect drift or the stack set does not exist."""
+    name, call_as = config.stackset.name, config.stackset.call_as
     prefs = config.stackset.operation_preferences.to_api(config.regions)
-    settings = config.stackset.wait
-    call_as = config.stackset.call_as
 
     def start() -> Poll[str | None]:
         try:
@@ -113,7 +131,7 @@ def detect_stackset_drift(
             raise
 
     try:
-        operation_id = wait_until(start, settings=settings, what=f"a free slot to detect drift on {name}",
+        operation_id = wait_until(start, settings=config.stackset.wait, what=f"a free slot to detect drift on {name}",
                                   sleep=sleep, clock=clock)
     except Exception as exc:
         reason = drift_unsupported(exc)
@@ -127,7 +145,13 @@ def detect_stackset_drift(
             return StackSetDrift(name, available=True, missing=True)
         raise
     assert operation_id is not None
-    say(f"drift detection started on {name} (operation {operation_id})")
+    return operation_id
+
+
+def _wait_for_detection(config: Config, cfn: Any, operation_id: str, say: Progress,
+                        sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
+    """Poll DescribeStackSetOperation with backoff until the detection finishes; the operation."""
+    name, call_as = config.stackset.name, config.stackset.call_as
 
     def poll() -> Poll[dict[str, Any]]:
         op = cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id,
@@ -143,29 +167,25 @@ def detect_stackset_drift(
             say(f"drift detection {status.value.lower()}")
         return Poll(status.finished, op)
 
-    op = wait_until(poll, settings=settings, what=f"drift detection {operation_id} on {name}", sleep=sleep,
-                    clock=clock, hint=f"it keeps running in AWS; re-run replctl drift later (operation {operation_id})")
-    details = op.get("StackSetDriftDetectionDetails", {})
-    counts = {k: int(v) for k, v in details.items() if k.endswith("Count")}
+    return wait_until(poll, settings=config.stackset.wait, what=f"drift detection {operation_id} on {name}",
+                      sleep=sleep, clock=clock,
+                      hint=f"it keeps running in AWS; re-run replctl drift later (operation {operation_id})")
 
-    accounts = {(a, r) for e in envs for a, r in e.instances()}
+
+def _instance_drifts(cfn: Any, name: str, call_as: str, operation_id: str,
+                     selected: set[tuple[str, str]]) -> tuple[InstanceDrift, ...]:
+    """Each selected instance's drift status, with the drifted resources of those that drifted."""
     instances: list[InstanceDrift] = []
     for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as):
         for s in page.get("Summaries", []):
-            if (s["Account"], s["Region"]) not in accounts:
+            if (s["Account"], s["Region"]) not in selected:
                 continue
             drift = drift_status(s["DriftStatus"]) if s.get("DriftStatus") else None
             resources: tuple[ResourceDrift, ...] = ()
             if drift is not None and drift.value == "DRIFTED":
                 resources = _resource_drifts(cfn, name, s["Account"], s["Region"], operation_id, call_as)
             instances.append(InstanceDrift(s["Account"], s["Region"], drift, s.get("StatusReason"), resources))
-    instances.sort(key=lambda i: (i.account, i.region))
-    return StackSetDrift(
-        name, available=True, operation_id=operation_id, operation=parse(OperationStatus, op["Status"]),
-        detection=detection_status(details["DriftDetectionStatus"]) if details.get("DriftDetectionStatus") else None,
-        drift=drift_status(details["DriftStatus"]) if details.get("DriftStatus") else None,
-        counts=counts, instances=tuple(instances),
-    )
+    return tuple(sorted(instances, key=lambda i: (i.account, i.region)))
 
 
 def _resource_drifts(cfn: Any, name: str, account: str, region: str, operation_id: str,

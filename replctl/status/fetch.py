@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -382,67 +382,92 @@ def list_instances(factory: SessionFactory, stack_set: str, home_region: str, ca
     return InstanceListing(found, True)
 
 
+@dataclass
+class _Reads:
+    """What `fetch_target` has read in one account-region so far, and what it could not read."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # TargetFacts fields
+    problems: list[Problem] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+Client = Callable[[str], Any]  # service name -> client in the account-region, as the observer role
+
+
 def fetch_target(config: Config, factory: SessionFactory, names: Names, env: Environment, account: str,
                  region: str, now: datetime) -> TargetFacts:
     """Everything status reads in one account-region, through the observer role."""
     bucket = names.bucket(env.name, account)
     facts = TargetFacts(env.name, account, region, now, bucket, alarm_prefix=names.alarm_prefix(env.name))
     role = names.observer_role_arn(account)
-    errors = _errors()
     try:
         factory.session(account, role)  # assumes the role now: a failure is reported as such
-    except errors as exc:
+    except _errors() as exc:
         return replace(facts, problems=(Problem("access", _message(exc)),))
 
     def client(service: str) -> Any:
         return factory.client(service, region=region, account=account, role_arn=role)
 
-    problems: list[Problem] = []
-    missing: list[str] = []
-    values: dict[str, Any] = {}
+    reads = _Reads()
+    rules = _read_replication_rules(reads, client, bucket, names)
+    lag_items = _read_table_items(reads, client, names)
+    start = now - timedelta(minutes=config.thresholds.lookback_minutes)
+    _read_metrics(reads, client, names, env.name, bucket, rules, lag_items, start, now)
+    _read_queues(reads, client, names, account, region)
+    _read_alarms(reads, client, names.alarm_prefix(env.name))
+    return replace(facts, problems=tuple(reads.problems), missing=tuple(reads.missing), **reads.values)
 
-    # 1. replication rules: which destinations (and rule ids) the metrics are published for
-    rules: tuple[RuleFact, ...] = ()
+
+def _read_replication_rules(reads: _Reads, client: Client, bucket: str, names: Names) -> tuple[RuleFact, ...]:
+    """1. The bucket's replication rules: which destinations (and rule ids) metrics are published for."""
     try:
         rules = read_rules(client("s3"), bucket, names)
-        values["rules"] = rules
-    except errors as exc:
+    except _errors() as exc:
         if error_code(exc) == "NoSuchBucket":
-            missing.append(f"bucket {bucket}")
+            reads.missing.append(f"bucket {bucket}")
         else:
-            problems.append(Problem("s3-replication", f"GetBucketReplication on {bucket}: {_message(exc)}"))
+            reads.problems.append(Problem("s3-replication", f"GetBucketReplication on {bucket}: {_message(exc)}"))
+        return ()
+    reads.values["rules"] = rules
+    return rules
 
-    # 2. metadata table items
-    lag_items: list[dict[str, Any]] = []
+
+def _read_table_items(reads: _Reads, client: Client, names: Names) -> list[dict[str, Any]]:
+    """2. The metadata table's heartbeat, lag and validation items; the LOCAL#LAG items are returned."""
     try:
         heartbeats, lag_items, validation = read_items(client("dynamodb"), names.table)
-        values["heartbeats"] = tuple(sorted((heartbeat_fact(h) for h in heartbeats), key=lambda h: h.origin))
-        values["validation"] = validation_fact(validation) if validation is not None else None
-        values["validation_read"] = True
-    except errors as exc:
+    except _errors() as exc:
         if error_code(exc) == "ResourceNotFoundException":
-            missing.append(f"table {names.table}")
+            reads.missing.append(f"table {names.table}")
         else:
             msg = f"reading table {names.table}: {_message(exc)}"
-            problems += [Problem(s, msg) for s in ("metadata-lag", "heartbeat", "validation")]
+            reads.problems += [Problem(s, msg) for s in ("metadata-lag", "heartbeat", "validation")]
+        return []
+    reads.values["heartbeats"] = tuple(sorted((heartbeat_fact(h) for h in heartbeats), key=lambda h: h.origin))
+    reads.values["validation"] = validation_fact(validation) if validation is not None else None
+    reads.values["validation_read"] = True
+    return lag_items
 
-    # 3. one GetMetricData for every metric of this account-region
+
+def _read_metrics(reads: _Reads, client: Client, names: Names, environment: str, bucket: str,
+                  rules: tuple[RuleFact, ...], lag_items: list[dict[str, Any]], start: datetime,
+                  now: datetime) -> None:
+    """3. One GetMetricData for every metric of this account-region, attached to rules, lags, functions."""
     lag_targets = sorted({r.target for r in rules if r.target and r.enabled} | {str(i.get("sk")) for i in lag_items})
-    queries = metric_queries(names, env.name, bucket, [r for r in rules if r.enabled], lag_targets)
-    start = now - timedelta(minutes=config.thresholds.lookback_minutes)
+    queries = metric_queries(names, environment, bucket, [r for r in rules if r.enabled], lag_targets)
     series: dict[tuple[str, ...], Series] | None = None
     try:
         series = get_metric_data(client("cloudwatch"), queries, start, now)
-    except errors as exc:
+    except _errors() as exc:
         msg = f"GetMetricData: {_message(exc)}"
-        problems += [Problem(s, msg) for s in ("s3-replication", "metadata-lag", "function-errors")]
-    if "rules" in values and series is not None:
-        values["rules"] = tuple(
+        reads.problems += [Problem(s, msg) for s in ("s3-replication", "metadata-lag", "function-errors")]
+    if "rules" in reads.values and series is not None:
+        reads.values["rules"] = tuple(
             replace(r, latency=series.get(("rule", r.rule_id, "latency")),
                     pending=series.get(("rule", r.rule_id, "pending")),
                     failed=series.get(("rule", r.rule_id, "failed"))) if r.enabled else r
             for r in rules)
-    if "heartbeats" in values:
+    if "heartbeats" in reads.values:
         by_target = {str(i.get("sk")): lag_fact(i) for i in lag_items}
         lags = []
         for target in lag_targets:
@@ -451,34 +476,36 @@ def fetch_target(config: Config, factory: SessionFactory, names: Names, env: Env
                 fact = replace(fact, metadata_metric=series.get(("lag", target, "metadata")),
                                s3_metric=series.get(("lag", target, "s3")))
             lags.append(fact)
-        values["lags"] = tuple(lags)
+        reads.values["lags"] = tuple(lags)
     if series is not None:
-        values["functions"] = tuple(FunctionFact(names.function(f), series.get(("function", f, "errors")))
-                                    for f in FUNCTIONS)
+        reads.values["functions"] = tuple(FunctionFact(names.function(f), series.get(("function", f, "errors")))
+                                          for f in FUNCTIONS)
 
-    # 4. dead-letter queues
+
+def _read_queues(reads: _Reads, client: Client, names: Names, account: str, region: str) -> None:
+    """4. The dead-letter queues' depth."""
     queues: list[QueueFact] = []
     sqs = None
     for name in names.queues():
         try:
             sqs = sqs or client("sqs")
             q = read_queue(sqs, account, region, name)
-        except errors as exc:
+        except _errors() as exc:
             queues.append(QueueFact(name, None, _message(exc)))
             continue
         if q is None:
-            missing.append(f"queue {name}")
+            reads.missing.append(f"queue {name}")
         else:
             queues.append(q)
-    values["queues"] = tuple(queues)
+    reads.values["queues"] = tuple(queues)
 
-    # 5. alarms
+
+def _read_alarms(reads: _Reads, client: Client, prefix: str) -> None:
+    """5. The environment's alarms."""
     try:
-        values["alarms"] = read_alarms(client("cloudwatch"), names.alarm_prefix(env.name))
-    except errors as exc:
-        problems.append(Problem("alarms", f"DescribeAlarms: {_message(exc)}"))
-
-    return replace(facts, problems=tuple(problems), missing=tuple(missing), **values)
+        reads.values["alarms"] = read_alarms(client("cloudwatch"), prefix)
+    except _errors() as exc:
+        reads.problems.append(Problem("alarms", f"DescribeAlarms: {_message(exc)}"))
 
 
 def _now() -> datetime:

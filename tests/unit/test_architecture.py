@@ -118,3 +118,45 @@ def test_the_functions_check_finds_a_planted_import(tmp_path: Path) -> None:
     planted = tmp_path / "handler.py"
     planted.write_text("def handler(event, context):\n    from replctl.config import load_config\n")
     assert replctl_imports(planted) == ["handler.py:2 replctl.config"]
+
+
+# --------------------------------------------------------------------------- readability rules
+
+#: A function longer than this needs a written reason: a comment `# over 80 lines: <why>` right
+#: above its `def` (or its decorators).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            reason = lines[first - 2].strip() if first >= 2 else ""
+            if length > MAX_FUNCTION_LINES and not reason.startswith("# over 80 lines:"):
+                found.append(f"{path.name}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_is_over_80_lines_without_a_written_reason() -> None:
+    files = sorted([*(REPO / "replctl").rglob("*.py"), *(REPO / "lambda").rglob("*.py")])
+    assert [hit for f in files for hit in long_functions(f)] == []
+
+
+def test_the_length_check_finds_a_long_function_and_accepts_a_reason(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def long():\n{body}\n\n# over 80 lines: a table\ndef table():\n{body}")
+    assert long_functions(tmp_path / "long.py") == ["long.py:1 long (81 lines)"]
+
+
+def test_every_module_says_in_its_first_line_what_it_owns() -> None:
+    unsaid = []
+    for path in sorted((REPO / "replctl").rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = doc.splitlines()[0] if doc else ""
+        # One sentence on one line: the summary a newcomer reads in a file listing.
+        if not first or not first.rstrip().endswith((".", "?")) or len(first) > 110:
+            unsaid.append(f"{path.relative_to(REPO)}: {first!r}")
+    assert unsaid == []
