@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from replctl.drift import fetch as drift_fetch
-from replctl.status import fetch as health_fetch
+from replctl.status import fetch as status_fetch
 from replctl.config import Config, load_config
 from replctl.errors import ConfigError
 from tests.unit.deploy.fake_stacksets import CONFIG, DEV, PROD, REGION, STAGING, write_estate
@@ -88,7 +88,7 @@ def test_status_lists_instances_as_the_delegated_admin(stubbed: Any) -> None:
     factory, stubber = stubbed
     stubber.add_response("list_stack_instances", {"Summaries": [summary(DEV)]},
                          {"StackSetName": NAME, "CallAs": "DELEGATED_ADMIN"})
-    listing = health_fetch.list_instances(factory, NAME, REGION, "DELEGATED_ADMIN")
+    listing = status_fetch.list_instances(factory, NAME, REGION, "DELEGATED_ADMIN")
     assert list(listing.instances) == [(DEV, REGION)]
 
 

@@ -2,7 +2,7 @@
 
 Each test first shows what moto 5.2.5 does without the adaptation where that is the point (so a
 moto upgrade that changes it is noticed), then what the adapted emulator does, which is what the
-AWS documentation cited in adapt.py says.
+AWS documentation cited in replctl/sandbox/adapt/eventbridge.py says.
 """
 
 from __future__ import annotations

@@ -452,7 +452,7 @@ EXECUTION_ARN = f"arn:aws:iam::{DEV}:role/AWSCloudFormationStackSetExecutionRole
 ENVIRONMENTS = ("dev", "staging", "prod")
 FUNCTIONS = ("replication-monitor", "config-validator", "stream-processor")
 
-# What replctl reads through the observer (replctl/accounts.py, health_fetch.py, drift_fetch.py),
+# What replctl reads through the observer (replctl/accounts/fetch.py, status/fetch.py, drift/fetch.py),
 # as (action, resource) pairs for the dev account with the default names. Regions are "*" (one
 # bootstrap stack per account, instances per region); the account's environment is not known to
 # the bootstrap template, so each of the three appears.
