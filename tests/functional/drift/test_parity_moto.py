@@ -70,6 +70,19 @@ def test_in_sync_estate_exits_zero_and_says_once_that_drift_detection_is_unavail
     assert "the endpoint has not implemented DetectStackSetDrift. Only the parity checks ran." in flat
 
 
+def test_packaging_progress_shows_only_with_verbose(estate) -> None:
+    # drift builds the ZIPs it compares code with; building is not what it is about.
+    path, code = estate
+    seed({e: Seed(code=code) for e in ("dev", "staging", "prod")})
+    quiet = drift(path)
+    assert quiet.exit_code == 0, quiet.output
+    assert "in sync" in quiet.stderr
+    assert "replication_monitor:" not in quiet.stderr and "stream_processor:" not in quiet.stderr
+    verbose = runner.invoke(app, ["--config", str(path), "--no-color", "drift", "--verbose"], env={"COLUMNS": "200"})
+    assert verbose.exit_code == 0, verbose.output
+    assert "replication_monitor: unchanged, using cached replication_monitor-" in verbose.stderr
+
+
 def test_missing_key_in_prod_and_a_changed_function_are_reported_with_where_and_what_to_do(estate) -> None:
     path, code = estate
     changed = {**code, "stream-processor": code_zip("# hot-fixed by hand\n")}

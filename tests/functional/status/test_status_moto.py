@@ -333,6 +333,8 @@ def test_mixed_estate_table_and_json(estate: Path) -> None:
     assert "metadata replication lag staging → prod is 2.5 s, above the 1 s bound" in flat
     assert "replctl-prod-metadata-lag" in flat and "ALARM" in flat
     assert "overall: unhealthy (exit 21)" in table.stderr
+    # stderr says what status is about: no packaging progress, only the verdict line.
+    assert table.stderr.strip().splitlines() == ["overall: unhealthy (exit 21)"]
 
 
 def test_one_environment_only(estate: Path) -> None:
