@@ -284,7 +284,7 @@ def main_options(
                                          help="table for people, json for scripts."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR is honoured too)."),
     verbose: bool = typer.Option(False, "--verbose",
-                                 help="Also print progress a command is not about (e.g. packaging during drift)."),
+                                 help="Also print progress a command is not about (packaging during plan and drift)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short error messages."),
     sandbox: bool = typer.Option(
         False, "--sandbox", envvar="REPLCTL_SANDBOX",

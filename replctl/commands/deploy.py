@@ -65,9 +65,11 @@ def runtime(st: State) -> Runtime:
     from replctl.deploy.model import Clients
 
     config = st.config()
+    # Packaging is part of what deploy does; plan only needs the keys (progress with --verbose).
+    log = st.output.info if st.command == "deploy" else st.output.detail
     return Runtime(
         clients=Clients.from_factory(st.factory(), config),
-        artifacts=lambda: build_artifacts(config, st.output.info),
+        artifacts=lambda: build_artifacts(config, log),
         template_transform=template_transform(st),
     )
 

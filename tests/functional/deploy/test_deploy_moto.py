@@ -14,7 +14,7 @@ semantics.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -142,6 +142,21 @@ def test_second_deploy_plan_and_dry_run_make_no_mutating_call(aws: Recorder, est
     assert invoke(estate, "plan", "--detailed-exitcode").exit_code == 0
     assert invoke(estate, "deploy", "--dry-run", "--detailed-exitcode").exit_code == 0
     assert aws.mutating(now) == []
+
+
+def test_packaging_progress_shows_in_deploy_and_in_plan_only_with_verbose(
+        aws: Recorder, estate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    artifacts = make_artifacts(estate.parent)
+
+    def build(config: object, log: Callable[[str], None]) -> list[object]:
+        log("replication_monitor: unchanged, using cached replication_monitor-0.zip")
+        return artifacts
+
+    monkeypatch.setattr(deploy_cmd, "build_artifacts", build)
+    line = "replication_monitor: unchanged, using cached"
+    assert line not in invoke(estate, "plan").stderr
+    assert line in invoke(estate, "plan", "--verbose").stderr
+    assert line in invoke(estate, "deploy", "--dry-run").stderr
 
 
 def test_json_result_lists_operations_with_ids(aws: Recorder, estate: Path) -> None:
