@@ -141,6 +141,7 @@ class ReplctlGroup(Group):
         return name, (load_command(name) if name is not None and listed is not None else listed), rest
 
     def invoke(self, ctx: Any) -> Any:
+        """Run the command; the one place a failure becomes a message on stderr and an exit code."""
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # exit codes and usage errors: click's own
