@@ -17,10 +17,11 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-# The template gate on its own (make test runs the same checks as tests).
+# The template gate and the import rules on their own (make test runs the same checks as tests).
 lint: $(STAMP)
 	$(BIN)/cfn-lint -- cfn/*.yaml
 	bash scripts/checkov.sh > /dev/null
+	$(BIN)/lint-imports --no-cache
 
 demo: $(STAMP)
 	$(BIN)/python -m replctl.sandbox.demo

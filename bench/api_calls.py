@@ -76,9 +76,9 @@ def _estate(repo: Path, workdir: Path) -> Iterator[tuple[Path, list[Any]]]:
 
     import replctl.aws
     from replctl.commands import deploy as deploy_cmd
-    from replctl.sandbox.adapt import without_denies
+    from replctl.sandbox.adapt.stacksets import without_denies
     from tests.functional.moto_stacksets import AwsSemantics, adapt_for_moto
-    from tests.unit.fake_stacksets import make_artifacts
+    from tests.unit.deploy.fake_stacksets import make_artifacts
 
     template = workdir / "replication.yaml"
     template.write_text((repo / "cfn" / "replication.yaml").read_text())

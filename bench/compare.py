@@ -86,7 +86,7 @@ def run(repo: Path, workdir: Path, rev: str) -> tuple[str, list[Table], list[str
                       fmt_ratio(ratio(m["seconds"], b["seconds"])))
             table.add(f"{where}, default readers ({b['workers']:.0f} → {a['workers']:.0f})", fmt_seconds(b["seconds"]),
                       fmt_seconds(a["seconds"]), fmt_ratio(ratio(a["seconds"], b["seconds"])))
-        notes.append("Calls per status run are the same before and after "
-                     f"({before[0]['calls']:.0f} → {after[0]['calls']:.0f}); only how they overlap changed. "
-                     "The rows with the same number of readers isolate the factory's locking change.")
+        notes.append(f"Calls per status run before and after: {before[0]['calls']:.0f} → {after[0]['calls']:.0f}. "
+                     "The rows with the same number of readers compare the code alone; the default-readers "
+                     "rows also carry a change of the default.")
     return f"Before and after ({short} → this checkout)", [table], notes

@@ -96,14 +96,27 @@ def write_config(workdir: Path, per_environment: int) -> Path:
 # --------------------------------------------------------------------------- seeding
 
 
+def status_api() -> tuple[Any, Any, Any]:
+    """`fetch_status`, `judge` and `names_for` of the importable replctl. `bench --compare` runs the
+    probe against older revisions too, which had them in replctl/health_*.py."""
+    try:
+        from replctl.status.fetch import fetch_status
+        from replctl.status.judge import judge
+        from replctl.status.model import names_for
+    except ImportError:
+        from replctl.health_fetch import fetch_status  # type: ignore[import-not-found,no-redef]
+        from replctl.health_judge import judge  # type: ignore[import-not-found,no-redef]
+        from replctl.health_model import names_for  # type: ignore[import-not-found,no-redef]
+    return fetch_status, judge, names_for
+
+
 class Seeder:
     """Healthy-estate data in every account, through one boto3 session (models parsed once)."""
 
     def __init__(self, config: Any) -> None:
         import boto3
 
-        from replctl.health_model import names_for
-
+        _, _, names_for = status_api()
         self.config = config
         self.names = names_for(config)
         self.session = boto3.Session(region_name=REGION)
@@ -230,9 +243,8 @@ def _estate(workdir: Path, per_environment: int) -> Iterator[Any]:
 def measure(config: Any, *, workers: int, rtt: float, scale: str, mode: str) -> Run:
     """One `status` fetch + judge with a fresh factory (as one CLI run has)."""
     from replctl.aws import AwsSettings, SessionFactory
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
 
+    fetch_status, judge, _ = status_api()
     factory = SessionFactory(AwsSettings(region=REGION))
     calls: list[Any] = []
 
@@ -254,9 +266,9 @@ def render_seconds(config: Any) -> float:
     from rich.console import Console
 
     from replctl.aws import AwsSettings, SessionFactory
-    from replctl.commands.health import status_tables
-    from replctl.health_fetch import fetch_status
-    from replctl.health_judge import judge
+    from replctl.status.render import status_tables
+    from replctl.status.fetch import fetch_status
+    from replctl.status.judge import judge
 
     facts = fetch_status(config, SessionFactory(AwsSettings(region=REGION)), config.environments)
     console = Console(file=io.StringIO(), width=160, no_color=True)
@@ -268,7 +280,7 @@ def render_seconds(config: Any) -> float:
 def run(workdir: Path, *, default_workers: int | None = None) -> Section:
     import inspect
 
-    from replctl.health_fetch import fetch_status
+    from replctl.status.fetch import fetch_status
 
     workers = default_workers or inspect.signature(fetch_status).parameters["max_workers"].default
     section = Section("status", "2. `replctl status` fan-out: concurrent vs sequential")
@@ -331,7 +343,7 @@ def probe(per_environment: int, rtts: list[float], workers: int | None = None) -
     import inspect
     import tempfile
 
-    from replctl.health_fetch import fetch_status
+    fetch_status, _, _ = status_api()
 
     workers = workers or inspect.signature(fetch_status).parameters["max_workers"].default
     out = []

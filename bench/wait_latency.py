@@ -1,6 +1,6 @@
 """How soon replctl notices that a StackSet operation finished, and what the noticing costs.
 
-Each simulated operation runs on the scripted fake StackSet service (tests/unit/fake_stacksets)
+Each simulated operation runs on the scripted fake StackSet service (tests/unit/deploy/fake_stacksets.py)
 for a duration drawn from a seeded log-uniform distribution between 5 s and 15 min; replctl
 waits for it with its real wait loop (`rollout.attach` → `waiting.wait_until`, probing
 DescribeStackSetOperation + ListStackSetOperationResults) on a fake clock. The delay is the fake
@@ -41,8 +41,8 @@ class Sample:
 
 def simulate_one(duration: float, wait: object) -> Sample:
     """Wait for one operation of `duration` seconds with the given WaitSettings."""
-    from replctl.rollout import attach
-    from tests.unit.fake_stacksets import NAME, World
+    from replctl.deploy.rollout import attach
+    from tests.unit.deploy.fake_stacksets import NAME, World
 
     config = _config(wait)
     world = World()

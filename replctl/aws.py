@@ -293,6 +293,23 @@ def _client_error_message(exc: BaseException) -> str | None:
     return None
 
 
+#: AWS error codes that mean "slow down", not "this failed".
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "ProvisionedThroughputExceededException",
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for throttling and connection hiccups, which a later poll may get past."""
+    if error_code(exc) in THROTTLING_CODES:
+        return True
+    from botocore import exceptions as bx
+
+    return isinstance(exc, bx.ConnectionClosedError | bx.ReadTimeoutError | bx.EndpointConnectionError)
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None)
@@ -330,8 +347,6 @@ def translate(exc: BaseException) -> ReplctlError:
         return AwsAccessError(f"{exc} (from AWS_ENDPOINT_URL or the profile's endpoint_url)",
                               hint="set it to an http(s) URL, or unset it")
     code = error_code(exc)
-    from replctl.waiting import THROTTLING_CODES
-
     if code in THROTTLING_CODES:
         op = getattr(exc, "operation_name", "an AWS call")
         return AwsAccessError(f"AWS kept throttling {op} ({code}) after the SDK's retries",

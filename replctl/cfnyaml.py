@@ -1,5 +1,7 @@
-"""Read CloudFormation YAML (with short-form intrinsics) into plain long-form values, and evaluate
-the parts of a template that can be evaluated offline (Conditions, Ref/Sub/If/Join/...).
+"""CloudFormation YAML read into plain values, and the parts of a template evaluable offline.
+
+Short-form intrinsics (`!Ref`, `!Sub`, ...) become their long form; `Evaluator` resolves
+Conditions and Ref/Sub/If/Join/... for concrete parameters.
 
 The CLI needs this without cfn-lint at run time: to read a template's parameters, to adapt it
 for the sandbox, and to resolve alarm definitions the emulator skips.

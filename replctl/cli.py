@@ -1,26 +1,29 @@
-"""The typer commands: parse, build objects, call one core function, render, map errors.
+"""The command line's root: global options, the command table, and the one place errors become exit codes.
 
-No boto3 call and no decision lives here. Every command is wrapped by `guarded`, the single
-place where a `ReplctlError` becomes a message on stderr and its fixed exit code (`--debug`
-re-raises instead, for the traceback). Global options may be written before or after the
-command name (`replctl status --output json` works like `replctl --output json status`).
-Heavy modules (boto3, the cores) are imported inside the commands so `--help` stays fast.
+`replctl --help` and shell completion read the table `COMMANDS` and import nothing else; a
+command's module (`replctl/commands/`) is imported only when that command is invoked, so start-up
+stays cheap (BENCHMARKS.md, start-up). Global options may be written before or after the command
+name (`replctl status --output json` works like `replctl --output json status`), as with the AWS
+CLI. `ReplctlGroup.invoke` is the single catch site: a `ReplctlError` becomes its message on
+stderr and its fixed exit code, an SDK error its translation, Ctrl-C exit 130; `--debug`
+re-raises instead, for the traceback. Only typer's and click's public API is used.
 """
 
 from __future__ import annotations
 
-import functools
+import difflib
+import importlib
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from replctl import __version__
+from replctl.commands import Command, Group
 from replctl.errors import ExitCode, ReplctlError
 from replctl.render import Output
 
@@ -28,54 +31,37 @@ if TYPE_CHECKING:  # pragma: no cover
     from replctl.aws import SessionFactory
     from replctl.config import Config
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a command is defined, and its one line of help."""
+
+    module: str
+    summary: str
+
+
+#: Every command, in the order `--help` lists them. The summary is the first line of the command's
+#: own help (a test keeps the two equal). A new command is one entry here and its module.
+COMMANDS: dict[str, Entry] = {
+    "validate-accounts": Entry("replctl.commands.accounts",
+                               "Check the accounts are ready: credentials, StackSet roles, trust, names, regions."),
+    "plan": Entry("replctl.commands.deploy", "Show what `deploy` would do — template diff, parameter changes, "
+                  "instances, artifacts — and change nothing."),
+    "deploy": Entry("replctl.commands.deploy", "Package, upload, and roll the StackSet out environment by "
+                    "environment (dev → staging → prod)."),
+    "status": Entry("replctl.commands.status", "Replication health per environment and region, one verdict each, "
+                    "and an exit code."),
+    "drift": Entry("replctl.commands.drift", "StackSet drift detection plus parity across environments; exit 30 "
+                   "when anything drifted."),
+    "package": Entry("replctl.commands.package", "Build the three function ZIPs: deterministic bytes, named by "
+                     "content hash, cached."),
+    "sandbox": Entry("replctl.commands.sandbox", "Run the whole estate locally on moto's server: an admin account "
+                     "and dev, staging, prod accounts bootstrapped with the StackSet roles."),
+}
 
 #: Global options that take a value / are flags; hoisted in front of the command name.
 _VALUE_OPTIONS = {"--config", "-c", "--profile", "--region", "--endpoint-url", "--output", "-o"}
-_FLAG_OPTIONS = {"--no-color", "--debug", "--sandbox"}
-
-
-class _GlobalOptionsAnywhere(TyperGroup):
-    """Accept global options after the command name too, as the AWS CLI does."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
-        defer_coercion(params)
-        return params
-
-
-class _CoerceOnFirstValue:
-    """Stands in for typer's coercion of one option until it is given a value other than None."""
-
-    def __init__(self, build: Callable[[Any], Any]) -> None:
-        self._build = build
-
-    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None:
-            return () if param.multiple or param.nargs == -1 else None
-        real = param._runtime_param = self._build(param.type_descriptor)  # noqa: SLF001
-        return real.coerce(value, param=param, ctx=ctx)
-
-
-def defer_coercion(params: Sequence[Any]) -> None:
-    """Let options left at their None default skip typer's coercion.
-
-    typer (0.2x) coerces every option through a pydantic TypeAdapter it builds on first use, even
-    an option left at None, and the first one imports pydantic (~100 ms). `replctl status --help`
-    processes the global options without using any of them (BENCHMARKS.md, start-up). An option
-    given a value still goes through typer's own coercion. With a typer that coerces
-    differently this does nothing.
-    """
-    try:
-        from typer._coercion import build_runtime_param
-    except ImportError:  # pragma: no cover - another typer
-        return
-    for param in params:
-        if getattr(param, "_runtime_param", False) is None and hasattr(param, "type_descriptor"):
-            param._runtime_param = _CoerceOnFirstValue(build_runtime_param)  # noqa: SLF001
+_FLAG_OPTIONS = {"--no-color", "--debug", "--sandbox", "--verbose"}
 
 
 def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
@@ -120,9 +106,72 @@ def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
     return front + hoisted + rest
 
 
+def load_command(name: str) -> Any:
+    """The command `name` as its module defines it (the module's `app`: one command, or a group)."""
+    module = importlib.import_module(COMMANDS[name].module)
+    command = typer.main.get_command(module.app)
+    if isinstance(command, TyperGroup) and name in command.commands:
+        return command.commands[name]  # a module defining several commands (plan and deploy)
+    return command
+
+
+class ReplctlGroup(Group):
+    """The root command: global options anywhere, commands imported on first use, the one catch site."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, set(COMMANDS)))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        """A command as `--help` and completion list it: its name and summary; nothing is imported."""
+        entry = COMMANDS.get(name)
+        return None if entry is None else Command(name, help=entry.summary, short_help=entry.summary)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """The command being invoked (or completed), imported from its module."""
+        try:
+            name, listed, rest = super().resolve_command(ctx, args)
+        except typer.TyperException as exc:  # "No such command": suggest the closest names
+            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if close:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+            raise
+        return name, (load_command(name) if name is not None and listed is not None else listed), rest
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; the one place a failure becomes a message on stderr and an exit code."""
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exit codes and usage errors: click's own
+            raise
+        except ReplctlError as exc:
+            _fail(ctx, exc, exc.exit_code, str(exc))
+        except KeyboardInterrupt as exc:
+            _fail(ctx, exc, ExitCode.INTERRUPTED, "interrupted; nothing half-done is left that a re-run cannot resume")
+        except Exception as exc:
+            from replctl.aws import translate
+
+            translated = translate(exc) if type(exc).__module__.startswith("botocore") else None
+            if translated is not None:
+                _fail(ctx, exc, translated.exit_code, str(translated))
+            _fail(ctx, exc, ExitCode.FAILURE,
+                  f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)")
+
+
+def _fail(ctx: Any, exc: BaseException, code: ExitCode, message: str) -> NoReturn:
+    """Print `message` on stderr and exit with `code`; with --debug, re-raise for the traceback."""
+    st = ctx.obj if isinstance(ctx.obj, State) else None
+    if st is not None and st.debug and not isinstance(exc, KeyboardInterrupt):
+        raise exc
+    (st.output if st is not None else Output()).error(message)
+    raise typer.Exit(int(code)) from None
+
+
 app = typer.Typer(
     name="replctl",
-    cls=_GlobalOptionsAnywhere,
+    cls=ReplctlGroup,
     help=(
         "Roll the configuration-replication framework out across AWS accounts with "
         "CloudFormation StackSets, strictly dev → staging → prod, and report its health.\n\n"
@@ -132,7 +181,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -189,50 +237,13 @@ class State:
                 base = sandbox_session(settings.region)
             self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn, base_session=base)
             if self.sandbox:
-                from replctl.sandbox.adapt import install_stackset_emulation, notes_for
+                from replctl.sandbox.adapt import notes_for
+                from replctl.sandbox.adapt.stacksets import install_stackset_emulation
 
                 install_stackset_emulation(self._factory, config.stackset.execution_role_name)
                 for note in notes_for(self.command):
                     self.output.note(f"sandbox: {note}")
         return self._factory
-
-
-def state(ctx: typer.Context) -> State:
-    return ctx.find_root().obj  # type: ignore[no-any-return]
-
-
-def guarded(fn: F) -> F:
-    """The single catch site: ReplctlError → stderr + its exit code; Ctrl-C → 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        st = state(kwargs["ctx"])
-        st.command = kwargs["ctx"].info_name or ""
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.BadParameter):
-            raise
-        except ReplctlError as exc:
-            if st.debug:
-                raise
-            st.output.error(str(exc))
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            st.output.error("interrupted; nothing half-done is left that a re-run cannot resume")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except Exception as exc:
-            if st.debug:
-                raise
-            from replctl.aws import translate
-
-            translated = translate(exc) if type(exc).__module__.startswith("botocore") else None
-            if translated is not None:
-                st.output.error(str(translated))
-                raise typer.Exit(int(translated.exit_code)) from None
-            st.output.error(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)")
-            raise typer.Exit(int(ExitCode.FAILURE)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _endpoint(value: str | None) -> str | None:
@@ -273,6 +284,8 @@ def main_options(
     output: OutputFormat = typer.Option(None, "--output", "-o", show_default="table",
                                          help="table for people, json for scripts."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR is honoured too)."),
+    verbose: bool = typer.Option(False, "--verbose",
+                                 help="Also print progress a command is not about (packaging during plan and drift)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short error messages."),
     sandbox: bool = typer.Option(
         False, "--sandbox", envvar="REPLCTL_SANDBOX",
@@ -283,105 +296,11 @@ def main_options(
     color = not no_color and not os.environ.get("NO_COLOR")
     ctx.obj = State(
         config_path=config, profile=profile, region=region, endpoint_url=endpoint_url,
-        output=Output(fmt=(output or OutputFormat.table).value, color=color), debug=debug, sandbox=sandbox,
+        output=Output(fmt=(output or OutputFormat.table).value, color=color, verbose=verbose), debug=debug,
+        sandbox=sandbox, command=ctx.invoked_subcommand or "",
     )
-
-
-EnvOption = typer.Option(None, "--env", "-e", help="Only this environment (repeatable).")
-
-
-@app.command("validate-accounts", epilog=(
-    "Examples:  replctl validate-accounts  ·  replctl validate-accounts --env prod -o json  ·  "
-    "replctl validate-accounts --config-only   (no AWS call)"))
-@guarded
-def validate_accounts_cmd(
-    ctx: typer.Context,
-    env: list[str] = EnvOption,
-    config_only: bool = typer.Option(False, "--config-only", help="Only check environments.yaml; call no AWS API."),
-) -> None:
-    """Check the accounts are ready: credentials, StackSet roles, trust, names, regions.
-
-    Config checks first, then live checks per account: the caller is in the admin account; the
-    administration role exists and trusts CloudFormation; in each target account the execution
-    role can be assumed, exists, and trusts the admin account only; the replication role name is
-    free or already ours. Exit 0 only when every check passes (4 otherwise).
-    """
-    from replctl.accounts import validate_accounts
-    from replctl.errors import ChecksFailed
-    from replctl.render import checks_table
-
-    st = state(ctx)
-    config = st.config()
-    envs = config.select(env)
-    if config_only:
-        from replctl.accounts import config_checks
-
-        checks = config_checks(config, envs)
-    else:
-        checks = validate_accounts(config, st.factory(), envs)
-    failed = [c for c in checks if not c.ok]
-    if st.output.json:
-        st.output.emit_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
-    else:
-        st.output.table(checks_table(checks, f"replctl validate-accounts — {config.stackset.name}"))
-    if failed:
-        raise ChecksFailed(f"{len(failed)} of {len(checks)} checks failed")
-    if not st.output.json:
-        st.output.info(f"all {len(checks)} checks passed")
-
-
-@app.command("package")
-@guarded
-def package_cmd(
-    ctx: typer.Context,
-    build_dir: Path = typer.Option(None, "--build-dir", help="Cache folder (default .replctl/build)."),
-) -> None:
-    """Build the three function ZIPs: deterministic bytes, named by content hash, cached."""
-    from replctl.package import build_all
-
-    st = state(ctx)
-    root = Path.cwd()
-    if st.config_path is not None:
-        root = st.config_path.resolve().parent
-    artifacts = build_all(root, cache_dir=build_dir, log=st.output.info)
-    if st.output.json:
-        st.output.emit_json([
-            {"function": a.function, "path": str(a.path), "sha256": a.sha256, "key": a.key, "size": a.size}
-            for a in artifacts
-        ])
-        return
-    from rich.table import Table
-
-    table = Table(title="function artifacts")
-    for col in ("function", "key", "size", "path"):
-        table.add_column(col)
-    for a in artifacts:
-        table.add_row(a.function, a.key, f"{a.size:,}", _relative(a.path))
-    st.output.table(table)
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _register_command_modules() -> None:
-    """Import every module in replctl.commands; each adds its commands to `app`."""
-    import importlib
-    import pkgutil
-
-    from replctl import commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"replctl.commands.{info.name}")
-
-
-_register_command_modules()
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
-

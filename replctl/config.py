@@ -722,83 +722,109 @@ def _environments(c: _Checker, node: yaml.Node, path: str, ssm_prefix: str | Non
     if items is None:
         return []
     envs: list[Environment] = []
-    names: dict[str, int] = {}
-    accounts: dict[str, str] = {}
+    names: dict[str, int] = {}  # name -> index, to report duplicates
+    accounts: dict[str, str] = {}  # account -> the environment that uses it
     broken = False
     for i, item in enumerate(items):
-        p = f"{path}[{i}]"
-        keys = c.mapping(item, p, _ENV_REQUIRED, _ENV_OPTIONAL)
-        if keys is None:
+        env = _environment(c, item, f"{path}[{i}]", i, names, accounts, ssm_prefix)
+        if env is None:
             broken = True
-            continue
-        before = len(c.problems)
-        name = c.string(keys["name"][1], f"{p}.name") if "name" in keys else None
-        if name is not None:
-            if name not in KNOWN_ENVIRONMENTS:
-                close = difflib.get_close_matches(name, KNOWN_ENVIRONMENTS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                c.add(keys["name"][1], f"{p}.name",
-                      f"'{name}' is not an environment the template knows ({', '.join(KNOWN_ENVIRONMENTS)}){hint}")
-            elif name in names:
-                c.add(keys["name"][1], f"{p}.name", f"duplicate environment name '{name}' (also environments[{names[name]}])")
-            else:
-                names[name] = i
-        account_ids: list[str] = []
-        if "account_id" in keys:
-            a = c.account(keys["account_id"][1], f"{p}.account_id")
-            if a:
-                account_ids.append(a)
-        if "extra_account_ids" in keys:
-            extra = c.sequence(keys["extra_account_ids"][1], f"{p}.extra_account_ids", non_empty=False) or []
-            for j, n in enumerate(extra):
-                a = c.account(n, f"{p}.extra_account_ids[{j}]")
-                if a:
-                    account_ids.append(a)
-        for j, a in enumerate(account_ids):
-            owner = accounts.get(a)
-            key_path = f"{p}.account_id" if j == 0 else f"{p}.extra_account_ids[{j - 1}]"
-            key_node = keys["account_id"][1] if j == 0 else keys["extra_account_ids"][1].value[j - 1]
-            if owner is not None:
-                c.add(key_node, key_path, f"account {a} is already used by {owner}; each account belongs to one environment")
-            else:
-                accounts[a] = f"environment '{name}'" if name else p
-        regions: list[str] = []
-        if "regions" in keys:
-            region_nodes = c.sequence(keys["regions"][1], f"{p}.regions") or []
-            for j, n in enumerate(region_nodes):
-                r = c.region(n, f"{p}.regions[{j}]")
-                if r is not None:
-                    if r in regions:
-                        c.add(n, f"{p}.regions[{j}]", f"region {r} is listed twice")
-                    regions.append(r)
-        ssm_path = None
-        if "ssm_path" in keys:
-            ssm_path = c.string(keys["ssm_path"][1], f"{p}.ssm_path")
-            if ssm_path is not None and ssm_prefix is not None and name is not None:
-                expected = f"{ssm_prefix}/{name}/config"
-                if ssm_path != expected:
-                    c.add(keys["ssm_path"][1], f"{p}.ssm_path",
-                          f"'{ssm_path}' is not under the configured prefix and environment: expected '{expected}'")
-        params = c.parameters(keys["parameters"][1], f"{p}.parameters") if "parameters" in keys else {}
-        gate = _gate(c, keys["gate"][1], f"{p}.gate") if "gate" in keys else Gate()
-        ou = None
-        if "organizational_unit_id" in keys:
-            ou = c.string(keys["organizational_unit_id"][1], f"{p}.organizational_unit_id", OU_RE,
-                          "an OU id like ou-ab12-cdefgh34 (or a root id r-ab12)")
-        if len(c.problems) > before or name is None or not account_ids or not regions or gate is None:
-            broken = True
-            continue
-        envs.append(Environment(
-            name=name, account_ids=tuple(account_ids), regions=tuple(regions), ssm_path=ssm_path or "",
-            parameters=MappingProxyType(params), gate=gate, organizational_unit_id=ou,
-            line=item.start_mark.line + 1,
-        ))
+        else:
+            envs.append(env)
     if not broken:
         order = [e.name for e in envs]
         if order != list(KNOWN_ENVIRONMENTS):
             c.add(node, path, f"environments must be {', '.join(KNOWN_ENVIRONMENTS)} in that order "
                               f"(replication flows one way, in rollout order); found {', '.join(order) or 'none'}")
     return envs
+
+
+def _environment(c: _Checker, item: yaml.Node, p: str, i: int, names: dict[str, int], accounts: dict[str, str],
+                 ssm_prefix: str | None) -> Environment | None:
+    """One entry of `environments`; None when it has a problem (every problem is reported)."""
+    keys = c.mapping(item, p, _ENV_REQUIRED, _ENV_OPTIONAL)
+    if keys is None:
+        return None
+    before = len(c.problems)
+    name = _environment_name(c, keys, p, i, names)
+    account_ids = _environment_accounts(c, keys, p, name, accounts)
+    regions = _environment_regions(c, keys, p)
+    ssm_path = None
+    if "ssm_path" in keys:
+        ssm_path = c.string(keys["ssm_path"][1], f"{p}.ssm_path")
+        if ssm_path is not None and ssm_prefix is not None and name is not None:
+            expected = f"{ssm_prefix}/{name}/config"
+            if ssm_path != expected:
+                c.add(keys["ssm_path"][1], f"{p}.ssm_path",
+                      f"'{ssm_path}' is not under the configured prefix and environment: expected '{expected}'")
+    params = c.parameters(keys["parameters"][1], f"{p}.parameters") if "parameters" in keys else {}
+    gate = _gate(c, keys["gate"][1], f"{p}.gate") if "gate" in keys else Gate()
+    ou = None
+    if "organizational_unit_id" in keys:
+        ou = c.string(keys["organizational_unit_id"][1], f"{p}.organizational_unit_id", OU_RE,
+                      "an OU id like ou-ab12-cdefgh34 (or a root id r-ab12)")
+    if len(c.problems) > before or name is None or not account_ids or not regions or gate is None:
+        return None
+    return Environment(
+        name=name, account_ids=tuple(account_ids), regions=tuple(regions), ssm_path=ssm_path or "",
+        parameters=MappingProxyType(params), gate=gate, organizational_unit_id=ou,
+        line=item.start_mark.line + 1,
+    )
+
+
+def _environment_name(c: _Checker, keys: dict[str, Any], p: str, i: int, names: dict[str, int]) -> str | None:
+    """The environment's name: one the template knows, used once."""
+    name = c.string(keys["name"][1], f"{p}.name") if "name" in keys else None
+    if name is None:
+        return None
+    if name not in KNOWN_ENVIRONMENTS:
+        close = difflib.get_close_matches(name, KNOWN_ENVIRONMENTS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        c.add(keys["name"][1], f"{p}.name",
+              f"'{name}' is not an environment the template knows ({', '.join(KNOWN_ENVIRONMENTS)}){hint}")
+    elif name in names:
+        c.add(keys["name"][1], f"{p}.name", f"duplicate environment name '{name}' (also environments[{names[name]}])")
+    else:
+        names[name] = i
+    return name
+
+
+def _environment_accounts(c: _Checker, keys: dict[str, Any], p: str, name: str | None,
+                          accounts: dict[str, str]) -> list[str]:
+    """`account_id`, then `extra_account_ids`; an account belongs to one environment only."""
+    account_ids: list[str] = []
+    if "account_id" in keys:
+        a = c.account(keys["account_id"][1], f"{p}.account_id")
+        if a:
+            account_ids.append(a)
+    if "extra_account_ids" in keys:
+        extra = c.sequence(keys["extra_account_ids"][1], f"{p}.extra_account_ids", non_empty=False) or []
+        for j, n in enumerate(extra):
+            a = c.account(n, f"{p}.extra_account_ids[{j}]")
+            if a:
+                account_ids.append(a)
+    for j, a in enumerate(account_ids):
+        owner = accounts.get(a)
+        key_path = f"{p}.account_id" if j == 0 else f"{p}.extra_account_ids[{j - 1}]"
+        key_node = keys["account_id"][1] if j == 0 else keys["extra_account_ids"][1].value[j - 1]
+        if owner is not None:
+            c.add(key_node, key_path, f"account {a} is already used by {owner}; each account belongs to one environment")
+        else:
+            accounts[a] = f"environment '{name}'" if name else p
+    return account_ids
+
+
+def _environment_regions(c: _Checker, keys: dict[str, Any], p: str) -> list[str]:
+    """`regions`: well-formed, each listed once."""
+    regions: list[str] = []
+    if "regions" in keys:
+        for j, n in enumerate(c.sequence(keys["regions"][1], f"{p}.regions") or []):
+            r = c.region(n, f"{p}.regions[{j}]")
+            if r is not None:
+                if r in regions:
+                    c.add(n, f"{p}.regions[{j}]", f"region {r} is listed twice")
+                regions.append(r)
+    return regions
 
 
 def _gate(c: _Checker, node: yaml.Node, path: str) -> Gate | None:

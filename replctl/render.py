@@ -1,14 +1,15 @@
-"""Output: rich tables for people, JSON for scripts, messages on stderr.
+"""Where every command prints: rich tables for people, JSON for scripts, messages on stderr.
 
-Commands build plain values; this module only turns them into text. JSON goes to stdout and
-nothing else does when `--output json` is chosen, so `replctl ... --output json | jq` works.
+`Output` owns the two consoles and the chosen format; each capability's `render` module builds
+its tables from plain values and hands them here. JSON goes to stdout and nothing else does when
+`--output json` is chosen, so `replctl ... --output json | jq` works. Detail that only some runs
+want (packaging progress while `drift` builds the ZIPs it compares) is printed with `--verbose`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,7 @@ class Output:
     color: bool = True
     out: Console | None = None
     err: Console | None = None
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         no_color = not self.color
@@ -46,6 +48,11 @@ class Output:
         """Progress and notes: stderr, so stdout stays clean for tables and JSON."""
         assert self.err is not None
         self.err.print(message, markup=False, highlight=False)
+
+    def detail(self, message: str) -> None:
+        """Progress that is not what the command is about: stderr, and only with --verbose."""
+        if self.verbose:
+            self.info(message)
 
     def note(self, message: str) -> None:
         assert self.err is not None
@@ -72,21 +79,3 @@ def _default(value: Any) -> Any:
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
-
-
-def mark(ok: bool | None) -> Text:
-    if ok is None:
-        return Text("–", style="dim")
-    return Text("PASS", style="green") if ok else Text("FAIL", style="bold red")
-
-
-def checks_table(checks: Iterable[Any], title: str) -> Table:
-    table = Table(title=title, show_lines=False)
-    for col in ("scope", "check", "result", "detail / fix"):
-        table.add_column(col, overflow="fold")
-    for c in checks:
-        detail = Text(c.detail)
-        if not c.ok and c.hint:
-            detail.append(f"\nfix: {c.hint}", style="yellow")
-        table.add_row(c.scope, c.check, mark(c.ok), detail)
-    return table

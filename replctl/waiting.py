@@ -6,7 +6,7 @@ gives up after the configured timeout with a `WaitTimeout` that names what was b
 for. `sleep` and `clock` are parameters, so tests drive waits with a fake clock in
 microseconds. A probe that is throttled (or hits a transient network error) is not fatal: the
 factory's adaptive retries come first, and if those are exhausted the poll is simply repeated
-after the next backoff interval.
+after the next backoff interval (what counts as transient is `aws.is_transient`).
 """
 
 from __future__ import annotations
@@ -16,30 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from replctl.aws import is_transient
 from replctl.config import WaitSettings
 from replctl.errors import WaitTimeout
 
 T = TypeVar("T")
-
-#: AWS error codes that mean "slow down", not "this failed".
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "ProvisionedThroughputExceededException",
-})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for throttling and connection hiccups, which a later poll may get past."""
-    from replctl.aws import error_code
-
-    if error_code(exc) in THROTTLING_CODES:
-        return True
-    try:
-        from botocore import exceptions as bx
-    except ImportError:  # pragma: no cover - botocore is a dependency
-        return False
-    return isinstance(exc, bx.ConnectionClosedError | bx.ReadTimeoutError | bx.EndpointConnectionError)
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,7 @@ def prove_cli(call: CliCall) -> list[Verdict]:
     if _as_execution_role(call):
         # The sandbox playing StackSets, which acts as the execution role in AWS (the CLI itself can
         # never assume it: it trusts only the administration role). What that role must allow is
-        # the handler proof's business (tests/unit/test_permission_proof.py).
+        # the handler proof's business (tests/unit/cfn/test_permission_proof.py).
         return []
     if call.operation == "AssumeRole" and SANDBOX_ROLE.search(str(call.params.get("RoleArn", ""))):
         return []  # the sandbox playing the Lambda service, which assumes the function's role in AWS

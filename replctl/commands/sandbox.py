@@ -1,4 +1,4 @@
-"""`replctl sandbox start|stop|status|reset|invoke`: the local estate on an emulator."""
+"""`replctl sandbox start|stop|status|reset|invoke`: the local estate on an emulator (replctl/sandbox/)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,23 @@ from pathlib import Path
 
 import typer
 
-from replctl.cli import app, guarded, state
+from replctl.commands import Command, command_app, state
 
-sandbox_app = typer.Typer(
+app = command_app(
+    name="sandbox",
     help="Run the whole estate locally on moto's server: an admin account and dev, staging, prod accounts "
-    "bootstrapped with the StackSet roles. Then use `--sandbox` (or REPLCTL_SANDBOX=1) on any command.",
+    "bootstrapped with the StackSet roles.\n\nThen use `--sandbox` (or REPLCTL_SANDBOX=1) on any command.",
     no_args_is_help=True,
-    rich_markup_mode="markdown",
 )
-app.add_typer(sandbox_app, name="sandbox")
 
 
-@sandbox_app.callback()
+@app.callback()
 def _sandbox_mode(ctx: typer.Context) -> None:
     # Every sandbox subcommand works on the sandbox estate (environments.sandbox.yaml).
     state(ctx).sandbox = True
 
 
-@sandbox_app.command("start")
-@guarded
+@app.command("start", cls=Command)
 def start_cmd(
     ctx: typer.Context,
     port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0 = any free port)."),
@@ -46,8 +44,7 @@ def start_cmd(
         st.output.emit_json({"endpoint": info.endpoint, "pid": info.pid, "started": started, "bootstrap": summary})
 
 
-@sandbox_app.command("stop")
-@guarded
+@app.command("stop", cls=Command)
 def stop_cmd(ctx: typer.Context) -> None:
     """Stop the emulator; its state is discarded and no process is left behind."""
     from replctl.sandbox.state import stop_server
@@ -62,8 +59,7 @@ def stop_cmd(ctx: typer.Context) -> None:
         st.output.info(f"sandbox stopped (pid {info.pid})")
 
 
-@sandbox_app.command("status")
-@guarded
+@app.command("status", cls=Command)
 def status_cmd(ctx: typer.Context) -> None:
     """Is the emulator running, where, and is it answering? Exit 40 when it is not running."""
     from replctl.errors import SandboxError
@@ -83,8 +79,7 @@ def status_cmd(ctx: typer.Context) -> None:
         raise SandboxError(f"the sandbox process {info.pid} does not answer", hint="run `replctl sandbox stop`")
 
 
-@sandbox_app.command("reset")
-@guarded
+@app.command("reset", cls=Command)
 def reset_cmd(ctx: typer.Context) -> None:
     """Forget every resource in the emulator, then bootstrap the accounts again."""
     from replctl.errors import SandboxError
@@ -104,14 +99,13 @@ def reset_cmd(ctx: typer.Context) -> None:
         st.output.info("sandbox reset and bootstrapped")
 
 
-@sandbox_app.command("invoke", epilog=(
+@app.command("invoke", cls=Command, epilog=(
     "Examples:  replctl --sandbox sandbox invoke replication-monitor --env dev   (the heartbeat schedule: "
     "heartbeat, lag, S3 replication)  ·  "
     "replctl --sandbox sandbox invoke replication-monitor --env dev --kind queued   (the Parameter Store "
     "changes EventBridge routed to it)  ·  replctl --sandbox sandbox invoke stream-processor --env dev   "
     "(the table's new stream records)  ·  replctl --sandbox sandbox invoke config-validator -e dev -e staging "
     "-e prod   (the validation sweep in each environment)"))
-@guarded
 def invoke_cmd(
     ctx: typer.Context,
     function: str = typer.Argument(..., help="replication-monitor, config-validator or stream-processor."),

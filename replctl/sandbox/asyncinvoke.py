@@ -3,7 +3,7 @@
 EventBridge invokes a Lambda target asynchronously: "Lambda places the event in a queue and
 returns a success response ... A separate process reads events from the queue and sends them to
 your function" (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). moto cannot
-run functions, so the emulator (`replctl.sandbox.adapt`, EventBridge section) puts each event a
+run functions, so the emulator (`replctl.sandbox.adapt.eventbridge`) puts each event a
 rule routes to a Lambda target here, and `replctl sandbox invoke FUNCTION --kind queued` is the
 separate process that takes them and runs the real handler with each.
 

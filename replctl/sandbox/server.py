@@ -3,7 +3,7 @@
 Run as `python -m replctl.sandbox.server --port N --state-dir DIR`; `replctl sandbox start` does
 that in the background and waits until it answers. Before serving, the emulator's models are
 adapted where moto diverges from AWS in what services publish to EventBridge and how EventBridge
-delivers it (`replctl.sandbox.adapt`, EventBridge section); events routed to Lambda functions
+delivers it (`replctl.sandbox.adapt.eventbridge`); events routed to Lambda functions
 wait in DIR's asynchronous invocation queue (`replctl.sandbox.asyncinvoke`).
 """
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in t
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
-    from replctl.sandbox.adapt import install_emulator_adaptations
+    from replctl.sandbox.adapt.eventbridge import install_emulator_adaptations
     from replctl.sandbox.asyncinvoke import FileQueue
 
     install_emulator_adaptations(FileQueue(Path(args.state_dir)).put)

@@ -17,7 +17,7 @@ with what it wants (reference/moto-notes.md §1):
 The hooks' own calls go through a plain client (not the factory's), so recorded call counts are
 what replctl itself sends. moto still reports every instance CURRENT and never updates a
 deployed stack: tests of statuses and propagation use the sandbox's emulation
-(tests/functional/test_sandbox_stacksets.py) or the scripted fake.
+(tests/functional/sandbox/test_stacksets.py) or the scripted fake.
 
 The product code uses AWS's semantics only; these hooks live in tests (and are attached to the
 admin CloudFormation client through the factory's client hook).
@@ -37,7 +37,8 @@ from typing import Any
 import boto3
 
 from replctl.aws import Call, SessionFactory
-from replctl.sandbox.adapt import adapt_template_for_sandbox, without_denies
+from replctl.sandbox.adapt.stacksets import without_denies
+from replctl.sandbox.adapt.template import adapt_template_for_sandbox
 
 
 class AwsSemantics:

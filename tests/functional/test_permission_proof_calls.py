@@ -18,17 +18,17 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 import replctl.aws
-from replctl import drift_fetch
+from replctl.drift import fetch as drift_fetch
 from replctl.cli import app
 from replctl.commands import deploy as deploy_cmd
 from tests import callproof, cfnkit
 from tests.callrecord import Recording
 from tests.functional.moto_stacksets import Recorder, recording_factory
-from tests.functional.test_parity_moto import write_functions
-from tests.functional.test_status_moto import CONFIG as STATUS_CONFIG
-from tests.functional.test_status_moto import Seed, seed, shared_models  # noqa: F401
-from tests.unit.fake_stacksets import CONFIG as DEPLOY_CONFIG
-from tests.unit.fake_stacksets import make_artifacts, write_estate
+from tests.functional.drift.test_parity_moto import write_functions
+from tests.functional.status.test_status_moto import CONFIG as STATUS_CONFIG
+from tests.functional.status.test_status_moto import Seed, seed, shared_models  # noqa: F401
+from tests.unit.deploy.fake_stacksets import CONFIG as DEPLOY_CONFIG
+from tests.unit.deploy.fake_stacksets import make_artifacts, write_estate
 
 runner = CliRunner()
 

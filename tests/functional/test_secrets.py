@@ -26,13 +26,13 @@ from typer.testing import CliRunner
 
 from replctl.cli import app
 from replctl.commands import deploy
-from replctl.templates import identity
+from replctl.deploy.template import identity
 from tests.fnkit import Estate, environment, function_env, load_event
-from tests.functional.test_faults_functions import Faults
-from tests.functional.test_parity_moto import write_functions
-from tests.functional.test_status_moto import CONFIG as STATUS_CONFIG
-from tests.functional.test_status_moto import Seed, seed, session_in, shared_models  # noqa: F401
-from tests.unit.fake_stacksets import CONFIG, TEMPLATE, World, error, make_artifacts, write_estate
+from tests.functional.functions.test_faults import Faults
+from tests.functional.drift.test_parity_moto import write_functions
+from tests.functional.status.test_status_moto import CONFIG as STATUS_CONFIG
+from tests.functional.status.test_status_moto import Seed, seed, session_in, shared_models  # noqa: F401
+from tests.unit.deploy.fake_stacksets import CONFIG, TEMPLATE, World, error, make_artifacts, write_estate
 
 import monitor_logic  # noqa: E402  (on sys.path through tests.fnkit)
 import replication_monitor  # noqa: E402
@@ -139,7 +139,7 @@ Resources:
 
 
 class FakeEstate:
-    """The fake StackSet service behind `plan` and `deploy` (as in tests/unit/test_rollout_cli.py)."""
+    """The fake StackSet service behind `plan` and `deploy` (as in tests/unit/deploy/test_cli.py)."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tmp_path = tmp_path

@@ -29,7 +29,7 @@ from replctl.aws import is_mutating
 from replctl.cli import app
 from replctl.config import MAX_CONFIG_BYTES
 from tests.conftest import REPO
-from tests.unit.fake_stacksets import write_estate
+from tests.unit.deploy.fake_stacksets import write_estate
 
 runner = CliRunner()
 BAD_CONFIGS = sorted((REPO / "tests" / "fixtures" / "bad_configs").glob("*.yaml"))
@@ -309,7 +309,7 @@ def test_fuzzed_command_lines(data: st.DataObject, fuzz_paths: dict[str, str]) -
         def stop_watching(_: float) -> None:
             raise KeyboardInterrupt
 
-        mp.setattr("replctl.commands.health._sleep", stop_watching)
+        mp.setattr("replctl.commands.status._sleep", stop_watching)
         result = runner.invoke(app, argv, env={"COLUMNS": "120"})
     assert calls.mutating == [], (argv, calls)
     if "--debug" in argv:

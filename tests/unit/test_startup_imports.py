@@ -1,9 +1,9 @@
 """`replctl --help` and the commands' `--help` import nothing they do not need.
 
 The SDK (boto3/botocore and the models they load), moto, YAML, cfn-lint and the command cores are
-imported inside the commands, so asking for help costs only typer and rich (BENCHMARKS.md,
-start-up). Each case runs the CLI in a fresh interpreter, as `python -m replctl` does, and lists
-the modules it ended up with.
+imported inside the commands, and a command's module only when that command runs, so asking for
+help costs only typer and rich (BENCHMARKS.md, start-up). Each case runs the CLI in a fresh
+interpreter, as `python -m replctl` does, and lists the modules it ended up with.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ print({MARKER!r} + json.dumps({{"exit": code, "modules": sorted(sys.modules)}}))
 #: Top-level packages no `--help` may import.
 HEAVY = ("boto3", "botocore", "s3transfer", "moto", "yaml", "cfnlint", "jmespath", "dateutil", "werkzeug")
 #: replctl modules that pull in the SDK or YAML, or are the cores of commands.
-CORES = ("replctl.aws", "replctl.config", "replctl.plan", "replctl.rollout", "replctl.health_fetch",
-         "replctl.drift_fetch", "replctl.package", "replctl.templates", "replctl.sandbox.adapt")
+CORES = ("replctl.aws", "replctl.config", "replctl.deploy.plan", "replctl.deploy.rollout", "replctl.status.fetch",
+         "replctl.drift.fetch", "replctl.package", "replctl.deploy.template", "replctl.sandbox.adapt.template", "replctl.sandbox.adapt.stacksets",
+         "replctl.accounts.fetch", "replctl.status.judge", "replctl.drift.judge")
 
 
 def modules_after(*argv: str) -> tuple[int, set[str], str]:
@@ -53,11 +54,22 @@ def test_help_imports_no_sdk_yaml_or_command_core(argv: tuple[str, ...]) -> None
     assert cores == [], f"replctl {' '.join(argv)} imported {cores}"
 
 
-@pytest.mark.parametrize("argv", [("--help",), ("status", "--help"), ("deploy", "--help")])
-def test_help_does_not_build_option_validators(argv: tuple[str, ...]) -> None:
-    # typer coerces options through pydantic; global options left at their defaults must not pay for
-    # it when the command only prints its help.
+@pytest.mark.parametrize(("argv", "module"), [(("--help",), None), (("--version",), None),
+                                              (("status", "--help"), "status"), (("deploy", "--help"), "deploy"),
+                                              (("sandbox", "start", "--help"), "sandbox")])
+def test_only_the_invoked_command_module_is_imported(argv: tuple[str, ...], module: str | None) -> None:
     code, modules, text = modules_after(*argv)
+    assert code == 0, text
+    loaded = sorted(m for m in modules if m.startswith("replctl.commands."))
+    assert loaded == ([f"replctl.commands.{module}"] if module else [])
+
+
+def test_root_help_does_not_build_option_validators() -> None:
+    # typer 0.29 coerces every option it processes (flags aside) through a pydantic TypeAdapter, and
+    # the first one imports pydantic. `replctl --help` is answered before any option is processed.
+    # `<command> --help` processes the root's global options first and pays for it: with typer's
+    # public API there is no way around (BENCHMARKS.md, start-up, says what it costs).
+    code, modules, text = modules_after("--help")
     assert code == 0, text
     assert "pydantic" not in modules
 

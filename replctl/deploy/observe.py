@@ -1,0 +1,155 @@
+"""Planning's reads of AWS: what is deployed, with read calls only.
+
+The stack set, its instances and their overrides, running operations, and which artifact
+buckets and objects exist.
+
+DescribeStackSet, ListStackInstances, DescribeStackInstance (the only call that returns an
+instance's overrides), ListStackSetOperations, HeadBucket and HeadObject. The result is an
+`Observed` value that `decide` works from; `rollout` reuses the instance and operation reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from replctl.config import Config
+from replctl.deploy.model import Clients, InstanceState, Observed, Params, StackSetState, params, ArtifactLike
+from replctl.deploy.parameters import artifact_bucket, artifact_key, template_key
+from replctl.deploy.template import Template
+from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus, StackSetStatus, parse
+
+
+def observe(config: Config, clients: Clients, template: Template, artifacts: Sequence[ArtifactLike]) -> Observed:
+    """Read what is deployed. Read-only calls only."""
+    from replctl.aws import error_code, translate
+
+    cfn = clients.cfn
+    name = config.stackset.name
+    call_as = config.stackset.call_as
+    try:
+        raw = cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
+    except Exception as exc:
+        if error_code(exc) != "StackSetNotFoundException":
+            raise translate(exc) from exc
+        raw = None
+    if raw is not None and parse(StackSetStatus, raw.get("Status", "ACTIVE")) is StackSetStatus.DELETED:
+        raw = None
+    stack_set = None
+    instances: list[InstanceState] = []
+    running: tuple[str, ...] = ()
+    if raw is not None:
+        managed = raw.get("ManagedExecution", {}).get("Active")
+        stack_set = StackSetState(
+            template_body=raw.get("TemplateBody", ""),
+            parameters=params({p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])}),
+            managed_execution=None if managed is None else bool(managed),
+            permission_model=raw.get("PermissionModel"),
+        )
+        ours = {k for env in config.environments for k in env.instances()}
+        for summary in list_instances(cfn, name, call_as=call_as):
+            key = (summary["Account"], summary["Region"])
+            overrides: Params = ()
+            if key in ours:
+                detail = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=key[0],
+                                                     StackInstanceRegion=key[1], CallAs=call_as)["StackInstance"]
+                overrides = params({p["ParameterKey"]: p.get("ParameterValue", "")
+                                    for p in detail.get("ParameterOverrides", [])})
+            instances.append(instance_state(summary, overrides))
+        running = running_operations(cfn, name, call_as=call_as)
+    buckets, objects = _artifacts_present(config, clients, template, artifacts)
+    return Observed(stack_set, tuple(instances), buckets, objects, running)
+
+
+def _artifacts_present(config: Config, clients: Clients, template: Template,
+                       artifacts: Sequence[ArtifactLike]) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """Which artifact buckets exist, and which of the wanted objects they already hold."""
+    buckets: set[str] = set()
+    objects: set[tuple[str, str]] = set()
+    wanted: dict[str, list[str]] = {}
+    for region in config.regions:
+        wanted.setdefault(region, []).extend(artifact_key(config, a) for a in artifacts)
+    if template.needs_url:
+        wanted.setdefault(config.stackset.home_region, []).append(template_key(config, template))
+    for region, keys in wanted.items():
+        s3 = clients.s3(region)
+        bucket = artifact_bucket(config, region)
+        if not bucket_exists(s3, bucket):
+            continue
+        buckets.add(bucket)
+        for key in keys:
+            if object_exists(s3, bucket, key):
+                objects.add((bucket, key))
+    return frozenset(buckets), frozenset(objects)
+
+
+def list_instances(cfn: Any, name: str, *, call_as: str) -> list[dict[str, Any]]:
+    """Every StackInstanceSummary (paginated by hand: fakes need only the plain method)."""
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StackSetName": name, "CallAs": call_as}
+    while True:
+        page = cfn.list_stack_instances(**kwargs)
+        out.extend(page.get("Summaries", []))
+        token = page.get("NextToken")
+        if not token:
+            return out
+        kwargs["NextToken"] = token
+
+
+def instance_state(summary: Mapping[str, Any], overrides: Params = ()) -> InstanceState:
+    detailed = summary.get("StackInstanceStatus", {}).get("DetailedStatus")
+    return InstanceState(
+        account=summary["Account"],
+        region=summary["Region"],
+        status=parse(InstanceStatus, summary["Status"]),
+        detailed=None if detailed is None else parse(DetailedStatus, detailed),
+        reason=summary.get("StatusReason") or None,
+        overrides=overrides,
+    )
+
+
+def running_operations(cfn: Any, name: str, *, call_as: str) -> tuple[str, ...]:
+    """Ids of the stack set's operations that are still queued, running or stopping."""
+    busy = (OperationStatus.RUNNING, OperationStatus.QUEUED, OperationStatus.STOPPING)
+    out: list[str] = []
+    kwargs: dict[str, Any] = {"StackSetName": name, "CallAs": call_as}
+    while True:
+        page = cfn.list_stack_set_operations(**kwargs)
+        for op in page.get("Summaries", []):
+            if parse(OperationStatus, op["Status"]) in busy:
+                out.append(op["OperationId"])
+        token = page.get("NextToken")
+        if not token:
+            return tuple(out)
+        kwargs["NextToken"] = token
+
+
+def bucket_exists(s3: Any, bucket: str) -> bool:
+    from replctl.aws import error_code, translate
+    from replctl.errors import AwsAccessError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if code in ("403", "AccessDenied"):
+            raise AwsAccessError(
+                f"artifact bucket {bucket} exists but this identity cannot use it (403)",
+                hint="bucket names are global: choose another stackset.artifact_bucket, or grant access",
+            ) from exc
+        raise translate(exc) from exc
+
+
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    from replctl.aws import error_code, translate
+
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise translate(exc) from exc

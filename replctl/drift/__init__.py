@@ -1,0 +1,1 @@
+"""`drift`: StackSet drift detection and cross-environment parity, read (fetch) apart from judged (judge)."""
