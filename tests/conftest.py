@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,36 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
         monkeypatch.setenv(k, v)
     for k in _UNSET:
         monkeypatch.delenv(k, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def json_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
+    """Every `-o json` document a command prints through CliRunner is checked against its schema
+    (docs/json/<command>.schema.json) when the test ends; an undocumented field fails the test."""
+    from typer.testing import CliRunner
+
+    from replctl.render import Output, _default
+    from tests import jsonschemas
+
+    printed: list[tuple[str, Any]] = []
+    running: list[str] = []  # the command CliRunner is running (typer's click keeps its context private)
+    emit, invoke = Output.emit_json, CliRunner.invoke
+
+    def recording_emit(self: Output, value: Any) -> None:
+        if running:
+            printed.append((running[-1], json.loads(json.dumps(value, default=_default))))
+        emit(self, value)
+
+    def recording_invoke(self: CliRunner, cli: Any, args: Any = None, *a: Any, **kw: Any) -> Any:
+        running.append(jsonschemas.command_of(cli, list(args or [])))
+        try:
+            return invoke(self, cli, args, *a, **kw)
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(Output, "emit_json", recording_emit)
+    monkeypatch.setattr(CliRunner, "invoke", recording_invoke)
+    yield printed
+    problems = [p for command, value in printed for p in jsonschemas.problems(command, value)]
+    if problems:
+        pytest.fail("JSON output that does not match its schema:\n  " + "\n  ".join(problems[:20]), pytrace=False)
