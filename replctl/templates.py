@@ -190,17 +190,31 @@ def load_template(path: Path, transform: Callable[[str], str] = identity) -> Tem
 _LINT_CACHE: dict[tuple[str, tuple[str, ...]], tuple[Finding, ...]] = {}
 
 
-def lint_template(path: Path, regions: Sequence[str], *, note: Callable[[str], None] | None = None) -> None:
-    """Run cfn-lint on the file; TemplateError listing every error and warning."""
+def lint_findings(path: Path, regions: Sequence[str], *,
+                  note: Callable[[str], None] | None = None) -> tuple[Finding, ...] | None:
+    """Every cfn-lint finding of the file, informational ones too (None: cfn-lint is unavailable)."""
     text = path.read_bytes()
     key = (hashlib.sha256(text).hexdigest(), tuple(sorted(regions)))
     findings = _LINT_CACHE.get(key)
     if findings is None:
         found = _lint(path, list(regions), note)
         if found is None:
-            return
+            return None
         findings = tuple(found)
         _LINT_CACHE[key] = findings
+    return findings
+
+
+def blocking(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings the gate refuses a template for: errors and warnings."""
+    return [f for f in findings if f.severity in ("error", "warning")]
+
+
+def lint_template(path: Path, regions: Sequence[str], *, note: Callable[[str], None] | None = None) -> None:
+    """Run cfn-lint on the file; TemplateError listing every error and warning."""
+    findings = lint_findings(path, regions, note=note)
+    if findings is None:
+        return
     blocking = [f for f in findings if f.severity in ("error", "warning")]
     if blocking:
         listing = "\n".join(f"  - {f}" for f in blocking)
