@@ -127,7 +127,7 @@ def _next_steps(say: Callable[[str], None], written: Written, placeholders: list
             "environments.yaml before using AWS")
     cfn = written.directory / "cfn" if written.ejected else bundle().cfn
     say("next:")
-    say("  replctl validate-accounts --config-only          check the estate file (no AWS call)")
-    say("  replctl sandbox start && replctl --sandbox deploy --yes   try it locally (pip install 'replctl[sandbox]')")
-    say(f"  bootstrap the accounts with {cfn}/stackset-administration-role.yaml (admin account) and")
-    say(f"  {cfn}/stackset-execution-role.yaml (every target account), then: replctl validate-accounts")
+    say("  replctl validate-accounts --config-only    the estate file, no AWS call")
+    say("  replctl sandbox start                      try it locally (replctl[sandbox]),")
+    say("  replctl --sandbox deploy --yes             then status, drift")
+    say(f"  bootstrap the accounts with the templates in {cfn}")

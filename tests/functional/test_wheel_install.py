@@ -4,7 +4,7 @@ Builds the wheel (`pip wheel . --no-deps`), creates a venv in a temporary direct
 `replctl[sandbox]` from the wheel (its dependencies resolved by pip as for any user, from the
 package index or pip's cache), and then, from an empty directory, runs what a new user would:
 `replctl init --no-input`, `sandbox start`, `--sandbox deploy --yes`, the monitor's scheduled run,
-`status`, `drift`, `package`, `sandbox reset`, `sandbox stop`. Every command runs from the installed
+`status`, `drift`, `lint`, `package`, `sandbox reset`, `sandbox stop`. Every command runs from the installed
 wheel, never from this checkout (asserted), and every JSON it prints is checked against its schema.
 
 Slow (about a minute, most of it pip installing the dependencies; BENCHMARKS.md has the numbers).
@@ -127,6 +127,13 @@ def test_init_sandbox_deploy_status_drift_from_an_empty_directory(installed: Ins
 
     drift = installed.json("drift", "--sandbox", "drift")
     assert drift["in_sync"] is True and "function-code" in drift["parity"]["checked"]  # deployed = bundled ZIPs
+
+    # The deploy gate on its own (deploy above passed it), with replctl's rules from the wheel.
+    bad = installed.home / "bad.yaml"
+    bad.write_text((REPO / "tests" / "fixtures" / "templates" / "bad_trust_policy.yaml").read_text())
+    refused = installed.json("lint", "lint", "--template", str(bad), ok=(5,))
+    assert {f["rule"] for f in refused["findings"]} == {"E9103"}
+    bad.unlink()
 
     artifacts = installed.json("package", "package")
     assert [a["function"] for a in artifacts] == ["replication_monitor", "config_validator", "stream_processor"]
