@@ -1,8 +1,8 @@
 """The JSON Schemas of `-o json` output: one per command, valid, versioned, and able to fail.
 
-Every JSON document a command prints in-process during the test suite is validated against its
-schema by the autouse `json_outputs` fixture (tests/conftest.py); the commands the suite runs only
-as separate processes are validated where they run (tests/functional/test_wheel_install.py). This
+Every JSON document a command prints during the test suite — in-process through CliRunner, or as a
+`replctl` process a test starts with subprocess.run (the sandbox tests, the wheel-install test) —
+is validated against its schema by the autouse `json_outputs` fixture (tests/conftest.py). This
 module checks the schemas themselves and the cheap outputs that need no AWS.
 """
 
@@ -73,6 +73,17 @@ def test_the_command_of_an_argv() -> None:
         "sandbox-invoke"
     assert jsonschemas.command_of(app, ["status", "--env", "dev", "-o", "json"]) == "status"
     assert jsonschemas.command_of(app, ["--region", "init", "validate-accounts"]) == "validate-accounts"
+
+
+def test_replctl_processes_are_recognised() -> None:
+    from tests.conftest import _asks_for_json, _replctl_argv
+
+    assert _replctl_argv(["/usr/bin/python3", "-m", "replctl", "-o", "json", "status"]) == ["-o", "json", "status"]
+    assert _replctl_argv(["/venv/bin/replctl", "sandbox", "stop"]) == ["sandbox", "stop"]
+    assert _replctl_argv(["/usr/bin/python3", "-m", "pip", "install"]) is None
+    assert _replctl_argv("replctl status") is None  # a shell string is not parsed
+    assert _asks_for_json(["--sandbox", "-o", "json", "status"]) and _asks_for_json(["status", "--output=json"])
+    assert not _asks_for_json(["status", "-o", "table"])
 
 
 def test_no_schema_is_a_failure_that_says_what_to_add() -> None:
