@@ -215,11 +215,11 @@ def lint_template(path: Path, regions: Sequence[str], *, note: Callable[[str], N
     findings = lint_findings(path, regions, note=note)
     if findings is None:
         return
-    blocking = [f for f in findings if f.severity in ("error", "warning")]
-    if blocking:
-        listing = "\n".join(f"  - {f}" for f in blocking)
+    refused = blocking(findings)
+    if refused:
+        listing = "\n".join(f"  - {f}" for f in refused)
         raise TemplateError(
-            f"{path}: cfn-lint found {len(blocking)} problem{'s' if len(blocking) != 1 else ''}\n{listing}",
+            f"{path}: cfn-lint found {len(refused)} problem{'s' if len(refused) != 1 else ''}\n{listing}",
             hint="fix the template (run `make lint`); nothing was sent to AWS",
         )
 
