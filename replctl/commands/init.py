@@ -122,6 +122,9 @@ def _next_steps(say: Callable[[str], None], written: Written, placeholders: list
     say(f"wrote {len(written.files)} file(s) in {written.directory}: "
         + ", ".join(f for f in written.files if "/" not in f)
         + (" and the template and functions (cfn/, lambda/)" if written.ejected else ""))
+    if not written.ejected and (written.directory / "lambda").is_dir():
+        say(f"note: {written.directory / 'lambda'} exists: replctl builds the functions from a lambda/ folder "
+            "beside the estate file, not the bundled ones")
     if placeholders:
         say(f"placeholder account ids (the sandbox's) for: {', '.join(placeholders)} — replace them in "
             "environments.yaml before using AWS")

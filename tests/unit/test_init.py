@@ -187,6 +187,14 @@ def test_without_eject_the_functions_are_the_bundled_ones(tmp_path: Path) -> Non
     assert not (tmp_path / "lambda").exists() and not (tmp_path / "cfn").exists()
 
 
+def test_a_lambda_folder_already_there_is_pointed_out(tmp_path: Path) -> None:
+    (tmp_path / "lambda").mkdir()  # e.g. the team's own functions, unrelated to replctl
+    result = init(str(tmp_path), "--no-input")
+    assert result.exit_code == 0
+    assert "replctl builds the functions from a lambda/ folder beside the estate file" in flat(result.stderr)
+    assert functions_dir(tmp_path) == tmp_path / "lambda"
+
+
 def test_no_sandbox_estate_when_asked(tmp_path: Path) -> None:
     assert init(str(tmp_path), "--no-input", "--no-sandbox-estate").exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["environments.yaml"]
