@@ -63,3 +63,24 @@ def test_the_gate_applies_the_project_rules_wherever_replctl_runs(tmp_path: Path
     shutil.copy(REPO / "tests" / "fixtures" / "templates" / "bad_trust_policy.yaml", template)
     with pytest.raises(TemplateError, match="E9103"):
         lint_template(template, ["us-east-1"])
+
+
+def test_sandbox_invoke_runs_the_estates_own_handler_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ejected (customised) function is what `sandbox invoke` runs, not the bundled one."""
+    import sys
+
+    from replctl.sandbox.invoke import load_handlers
+
+    lam = tmp_path / "lambda"
+    (lam / "stream_processor").mkdir(parents=True)
+    (lam / "stream_processor" / "stream_processor.py").write_text(
+        "def handler(event, context):\n    return 'the estate copy'\n")
+    (lam / "shared" / "replshared").mkdir(parents=True)
+    (lam / "shared" / "replshared" / "__init__.py").write_text("")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_handlers puts the folders first
+    for name in [n for n in sys.modules if n == "stream_processor" or n.split(".")[0] == "replshared"]:
+        monkeypatch.delitem(sys.modules, name)
+    handlers = load_handlers(["stream-processor"], functions_dir(tmp_path))
+    assert handlers["stream-processor"](None, None) == "the estate copy"
+    for name in [n for n in sys.modules if n == "stream_processor" or n.split(".")[0] == "replshared"]:
+        del sys.modules[name]  # not the estate copy for whoever imports next (monkeypatch restores the originals)
