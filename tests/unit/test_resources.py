@@ -84,3 +84,11 @@ def test_sandbox_invoke_runs_the_estates_own_handler_code(tmp_path: Path, monkey
     assert handlers["stream-processor"](None, None) == "the estate copy"
     for name in [n for n in sys.modules if n == "stream_processor" or n.split(".")[0] == "replshared"]:
         del sys.modules[name]  # not the estate copy for whoever imports next (monkeypatch restores the originals)
+
+
+def test_the_sandbox_extra_runs_the_handlers_with_the_library_the_zips_carry() -> None:
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["sandbox"]
+    pins = [line.split("#")[0].strip() for line in (bundle().functions / "requirements.txt").read_text().splitlines()]
+    assert {p for p in pins if p} <= set(extra)
