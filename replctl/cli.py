@@ -55,6 +55,10 @@ COMMANDS: dict[str, Entry] = {
                    "when anything drifted."),
     "package": Entry("replctl.commands.package", "Build the three function ZIPs: deterministic bytes, named by "
                      "content hash, cached."),
+    "lint": Entry("replctl.commands.lint", "Lint the estate's template as `deploy` does before any AWS call: "
+                  "cfn-lint with replctl's rules."),
+    "init": Entry("replctl.commands.init", "Start an estate: write a commented environments.yaml that uses the "
+                  "bundled template and functions."),
     "sandbox": Entry("replctl.commands.sandbox", "Run the whole estate locally on moto's server: an admin account "
                      "and dev, staging, prod accounts bootstrapped with the StackSet roles."),
 }
@@ -263,8 +267,16 @@ def _endpoint(value: str | None) -> str | None:
 
 
 def _version(value: bool) -> None:
+    """The tool version, and the digest of what it deploys: an upgrade that changes the template or
+    the functions changes the second line (the plan then shows the template diff)."""
     if value:
+        from replctl.resources import bundle, sources_digest
+
+        b, digest = bundle(), sources_digest()
         typer.echo(f"replctl {__version__}")
+        typer.echo(f"bundled sources sha256:{digest.combined} ({b.kind}: {b.cfn.parent})")
+        typer.echo(f"  template  sha256:{digest.template}")
+        typer.echo(f"  functions sha256:{digest.functions}")
         raise typer.Exit()
 
 
@@ -291,7 +303,7 @@ def main_options(
         False, "--sandbox", envvar="REPLCTL_SANDBOX",
         help="Target the local sandbox (see `replctl sandbox start`) with environments.sandbox.yaml.",
     ),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and the digest of the bundled template and functions."),
 ) -> None:
     color = not no_color and not os.environ.get("NO_COLOR")
     ctx.obj = State(

@@ -561,9 +561,9 @@ def _admin(c: _Checker, node: yaml.Node, path: str) -> Admin | None:
     return Admin(account, role_arn) if account else None
 
 
-_STACKSET_REQUIRED = ("name", "template", "home_region", "artifact_bucket")
+_STACKSET_REQUIRED = ("name", "home_region", "artifact_bucket")
 _STACKSET_OPTIONAL = (
-    "permission_model", "administration_role_name", "execution_role_name", "artifact_prefix",
+    "template", "permission_model", "administration_role_name", "execution_role_name", "artifact_prefix",
     "managed_execution", "operation_preferences", "wait", "call_as",
 )
 
@@ -588,6 +588,10 @@ def _stackset(c: _Checker, node: yaml.Node, path: str, config_path: Path) -> Sta
             if not tp.is_file():
                 c.add(val("template"), f"{path}.template", f"no template file at {tp}")
             values["template"] = tp
+    else:
+        from replctl.resources import bundle
+
+        values["template"] = bundle().template  # the template this replctl was built with
     if "home_region" in keys:
         values["home_region"] = c.region(val("home_region"), f"{path}.home_region")
     if "artifact_bucket" in keys:

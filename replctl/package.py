@@ -1,6 +1,7 @@
 """Deterministic Lambda ZIPs, named by content hash.
 
-One ZIP per function under `lambda/`: the function folder's files and `lambda/shared/` at the
+One ZIP per function under `lambda/` (beside the estate file, else the functions bundled with
+replctl: `resources.functions_dir`): the function folder's files and `lambda/shared/` at the
 ZIP root (so `replication_monitor.handler` and `replshared` import as the runtime puts
 /var/task on sys.path), plus the pinned `lambda/requirements.txt` installed for the Lambda
 platform (manylinux2014_x86_64, CPython 3.11, wheels only) -- never boto3/botocore, which the
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replctl.errors import ConfigError, DeployError
+from replctl.resources import functions_dir
 
 FUNCTIONS: tuple[str, ...] = ("replication_monitor", "config_validator", "stream_processor")
 SHARED = "shared"
@@ -83,7 +85,7 @@ def build_function(root: Path, function: str, *, cache_dir: Path | None = None, 
     """Build (or reuse) one function's ZIP; see the module docstring for what goes in."""
     say = log or (lambda _msg: None)
     root = Path(root)
-    lambda_dir = root / "lambda"
+    lambda_dir = functions_dir(root)
     function_dir = lambda_dir / function
     if function == SHARED or not function_dir.is_dir():
         raise ConfigError(f"no Lambda function folder {function_dir}",

@@ -248,6 +248,8 @@ class _Resolver:
         by_type = {
             "AWS::IAM::Role": lambda: props.get("RoleName", name),
             "AWS::IAM::ManagedPolicy": lambda: f"arn:aws:iam::{account}:policy{props.get('Path', '/')}{props.get('ManagedPolicyName', name)}",
+            # Ref of an OIDC provider is its ARN (CloudFormation template reference, AWS::IAM::OIDCProvider).
+            "AWS::IAM::OIDCProvider": lambda: f"arn:aws:iam::{account}:oidc-provider/{props['Url'].removeprefix('https://')}",
             "AWS::S3::Bucket": lambda: props.get("BucketName", name.lower()),
             "AWS::SQS::Queue": lambda: f"https://sqs.{region}.amazonaws.com/{account}/{props.get('QueueName', name)}",
             "AWS::SNS::Topic": lambda: f"arn:aws:sns:{region}:{account}:{props.get('TopicName', name)}",

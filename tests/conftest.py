@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,70 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
         monkeypatch.setenv(k, v)
     for k in _UNSET:
         monkeypatch.delenv(k, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def json_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
+    """Every `-o json` document a command prints — through CliRunner, or as a `replctl` process the
+    test runs with subprocess.run — is checked against its schema (docs/json/<command>.schema.json)
+    when the test ends; an undocumented field fails the test."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from replctl.cli import app
+    from replctl.render import Output, _default
+    from tests import jsonschemas
+
+    printed: list[tuple[str, Any]] = []
+    running: list[str] = []  # the command CliRunner is running (typer's click keeps its context private)
+    emit, invoke = Output.emit_json, CliRunner.invoke
+
+    def recording_emit(self: Output, value: Any) -> None:
+        if running:
+            printed.append((running[-1], json.loads(json.dumps(value, default=_default))))
+        emit(self, value)
+
+    def recording_invoke(self: CliRunner, cli: Any, args: Any = None, *a: Any, **kw: Any) -> Any:
+        running.append(jsonschemas.command_of(cli, list(args or [])))
+        try:
+            return invoke(self, cli, args, *a, **kw)
+        finally:
+            running.pop()
+
+    run = subprocess.run
+
+    def recording_run(args: Any, *a: Any, **kw: Any) -> Any:
+        done = run(args, *a, **kw)
+        argv = _replctl_argv(args)
+        if argv is not None and _asks_for_json(argv) and isinstance(done.stdout, str) and done.stdout.strip():
+            try:
+                printed.append((jsonschemas.command_of(app, argv), json.loads(done.stdout)))
+            except ValueError:
+                pass  # e.g. --watch prints one document per refresh; checked where it is run
+        return done
+
+    monkeypatch.setattr(Output, "emit_json", recording_emit)
+    monkeypatch.setattr(CliRunner, "invoke", recording_invoke)
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    yield printed
+    problems = [p for command, value in printed for p in jsonschemas.problems(command, value)]
+    if problems:
+        pytest.fail("JSON output that does not match its schema:\n  " + "\n  ".join(problems[:20]), pytrace=False)
+
+
+def _replctl_argv(args: Any) -> list[str] | None:
+    """The replctl arguments of a `python -m replctl ...` or `.../replctl ...` command line."""
+    if not isinstance(args, (list, tuple)) or not args:
+        return None
+    words = [str(a) for a in args]
+    if len(words) >= 3 and words[1:3] == ["-m", "replctl"]:
+        return words[3:]
+    if Path(words[0]).name == "replctl":
+        return words[1:]
+    return None
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    pairs = zip(argv, [*argv[1:], ""])
+    return any((a in ("-o", "--output") and b == "json") or a in ("-o=json", "--output=json") for a, b in pairs)

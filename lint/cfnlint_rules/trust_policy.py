@@ -3,6 +3,12 @@
 An Allow statement of an AssumeRolePolicyDocument whose AWS principal is an account (its root
 ARN, a bare 12-digit id, an account-id parameter) or "*" must carry a Condition that narrows it
 (e.g. aws:PrincipalArn, sts:ExternalId). Roles and service principals are not flagged.
+
+A web-identity (Federated) principal must pin the token's subject with a `<provider>:sub`
+condition: without it every identity the provider vouches for may assume the role — for GitHub's
+provider, any workflow of any repository ("IAM recommends that users evaluate the IAM condition
+key token.actions.githubusercontent.com:sub in the trust policy of any role that trusts GitHub's
+OIDC identity provider", GitHub docs, "Configuring OpenID Connect in Amazon Web Services").
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ class TrustPolicyNeverWholeAccountWithoutCondition(CloudFormationLintRule):
     shortdesc = "Trust policies never trust a whole account without a condition"
     description = (
         "A role trust statement whose AWS principal is an account root, a bare account id or '*' "
-        "must have a Condition (aws:PrincipalArn, sts:ExternalId, aws:PrincipalOrgID, ...)."
+        "must have a Condition (aws:PrincipalArn, sts:ExternalId, aws:PrincipalOrgID, ...); one "
+        "whose principal is a web identity provider must pin the subject (<provider>:sub)."
     )
     source_url = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-accounts"
     tags = ["iam", "trust", "replctl"]
@@ -49,9 +56,16 @@ class TrustPolicyNeverWholeAccountWithoutCondition(CloudFormationLintRule):
             if kind != "trust":
                 continue
             for statement, statement_path in policy.statements(document, path):
-                if statement.get("Effect") != "Allow" or statement.get("Condition"):
+                if statement.get("Effect") != "Allow":
                     continue
                 principal = statement.get("Principal")
+                if isinstance(principal, dict) and "Federated" in principal and not self._pins_subject(statement):
+                    matches.append(RuleMatch([*statement_path, "Principal", "Federated"],
+                                             f"{name}: trusts a web identity provider without a <provider>:sub "
+                                             "condition; pin the subject (e.g. repo:OWNER/REPO:environment:NAME)"))
+                    continue
+                if statement.get("Condition"):
+                    continue
                 if principal == "*":
                     matches.append(RuleMatch([*statement_path, "Principal"], f"{name}: trusts '*' without a Condition"))
                     continue
@@ -63,6 +77,14 @@ class TrustPolicyNeverWholeAccountWithoutCondition(CloudFormationLintRule):
                                                  f"{name}: trusts a whole account without a Condition; "
                                                  "name the role or add aws:PrincipalArn / sts:ExternalId"))
         return matches
+
+    @staticmethod
+    def _pins_subject(statement) -> bool:
+        condition = statement.get("Condition")
+        if not isinstance(condition, dict):
+            return False
+        return any(isinstance(block, dict) and any(str(key).endswith(":sub") for key in block)
+                   for block in condition.values())
 
     @staticmethod
     def _whole_account(policy, value, accounts) -> bool:

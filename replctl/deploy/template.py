@@ -2,9 +2,11 @@
 
 Checks run before any AWS call: the text must be a YAML/JSON mapping with `Resources` (the
 CloudFormation short-form tags such as `!Ref` are understood), and cfn-lint must report no error
-or warning — the same bar `make lint` sets. cfn-lint runs in-process when it is importable (the
-test extra installs it), else as the `cfn-lint` command, else the check is skipped with a note.
-Lint results are cached by content hash for the life of the process.
+or warning — the same bar `make lint` sets, with the project's own rules (E91xx: least privilege,
+bucket and function hardening) taken from the rules bundled with replctl and made mandatory, so the
+gate is the same whatever directory replctl runs in. cfn-lint (a runtime dependency) runs
+in-process when it is importable, else as the `cfn-lint` command, else the check is skipped with a
+note. Lint results are cached by content hash for the life of the process.
 
 `template_transform` is the only seam for changing the text before it is compared with the
 stack set and uploaded (identity by default). Linting always looks at the file on disk: the
@@ -188,43 +190,69 @@ def load_template(path: Path, transform: Callable[[str], str] = identity) -> Tem
 _LINT_CACHE: dict[tuple[str, tuple[str, ...]], tuple[Finding, ...]] = {}
 
 
-def lint_template(path: Path, regions: Sequence[str], *, note: Callable[[str], None] | None = None) -> None:
-    """Run cfn-lint on the file; TemplateError listing every error and warning."""
+def lint_findings(path: Path, regions: Sequence[str], *,
+                  note: Callable[[str], None] | None = None) -> tuple[Finding, ...] | None:
+    """Every cfn-lint finding of the file, informational ones too (None: cfn-lint is unavailable)."""
     text = path.read_bytes()
     key = (hashlib.sha256(text).hexdigest(), tuple(sorted(regions)))
     findings = _LINT_CACHE.get(key)
     if findings is None:
         found = _lint(path, list(regions), note)
         if found is None:
-            return
+            return None
         findings = tuple(found)
         _LINT_CACHE[key] = findings
-    blocking = [f for f in findings if f.severity in ("error", "warning")]
-    if blocking:
-        listing = "\n".join(f"  - {f}" for f in blocking)
+    return findings
+
+
+def blocking(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings the gate refuses a template for: errors and warnings."""
+    return [f for f in findings if f.severity in ("error", "warning")]
+
+
+def lint_template(path: Path, regions: Sequence[str], *, note: Callable[[str], None] | None = None) -> None:
+    """Run cfn-lint on the file; TemplateError listing every error and warning."""
+    findings = lint_findings(path, regions, note=note)
+    if findings is None:
+        return
+    refused = blocking(findings)
+    if refused:
+        listing = "\n".join(f"  - {f}" for f in refused)
         raise TemplateError(
-            f"{path}: cfn-lint found {len(blocking)} problem{'s' if len(blocking) != 1 else ''}\n{listing}",
+            f"{path}: cfn-lint found {len(refused)} problem{'s' if len(refused) != 1 else ''}\n{listing}",
             hint="fix the template (run `make lint`); nothing was sent to AWS",
         )
 
 
+#: The project's rule ids start with this; mandatory, so a template's Metadata cannot switch them off.
+PROJECT_RULES = "E91"
+
+
 def _lint(path: Path, regions: list[str], note: Callable[[str], None] | None) -> list[Finding] | None:
     try:
-        from cfnlint.api import ManualArgs, lint_file
+        from cfnlint.api import lint_file
     except ImportError:
         return _lint_subprocess(path, regions, note)
-    matches = lint_file(path, config=ManualArgs(regions=regions))
+    from replctl.resources import bundle
+
+    # A plain mapping: cfn-lint's ConfigMixIn reads append_rules from the manual arguments too,
+    # though its ManualArgs type does not list it.
+    config: Any = {"regions": regions, "append_rules": [str(bundle().lint_rules)], "mandatory_checks": [PROJECT_RULES]}
+    matches = lint_file(path, config=config)
     return [Finding(m.rule.id, str(m.rule.severity).lower(), int(m.linenumber), m.message) for m in matches]
 
 
 def _lint_subprocess(path: Path, regions: list[str], note: Callable[[str], None] | None) -> list[Finding] | None:
+    from replctl.resources import bundle
+
     exe = shutil.which("cfn-lint")
     if exe is None:
         if note is not None:
             note("cfn-lint is not installed: the template was not linted (pip install cfn-lint)")
         return None
     proc = subprocess.run(  # noqa: S603 - fixed executable, our own file
-        [exe, "--format", "parseable", "--regions", *regions, "--", str(path)],
+        [exe, "--format", "parseable", "--regions", *regions, "--append-rules", str(bundle().lint_rules),
+         "--mandatory-checks", PROJECT_RULES, "--", str(path)],
         capture_output=True, text=True, check=False,
     )
     findings = []

@@ -16,11 +16,11 @@ import yaml
 
 from replctl.config import Config
 from replctl.errors import SandboxError
+from replctl.resources import bundle
 from replctl.sandbox.state import SANDBOX_ADMIN_ACCOUNT, post, sandbox_session
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ADMIN_ROLE_TEMPLATE = REPO_ROOT / "cfn" / "stackset-administration-role.yaml"
-EXECUTION_ROLE_TEMPLATE = REPO_ROOT / "cfn" / "stackset-execution-role.yaml"
+ADMIN_ROLE_TEMPLATE = bundle().bootstrap_template("stackset-administration-role.yaml")
+EXECUTION_ROLE_TEMPLATE = bundle().bootstrap_template("stackset-execution-role.yaml")
 ADMIN_STACK = "replctl-stackset-administration-role"
 EXECUTION_STACK = "replctl-stackset-execution-role"
 

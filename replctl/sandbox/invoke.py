@@ -32,10 +32,9 @@ from typing import Any
 from replctl.aws import SessionFactory
 from replctl.config import Config
 from replctl.errors import ConfigError, SandboxError
+from replctl.resources import bundle, functions_dir
 from replctl.sandbox.asyncinvoke import FileQueue
 from replctl.sandbox.state import state_dir
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: CLI name -> (folder under lambda/, handler module)
 FUNCTIONS = {
@@ -82,14 +81,16 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def load_handlers(functions: list[str]) -> dict[str, Callable[[Any, Any], Any]]:
-    """Import the handlers fresh: lazily-created clients must not outlive this invocation."""
+def load_handlers(functions: list[str], lambda_dir: Path | None = None) -> dict[str, Callable[[Any, Any], Any]]:
+    """Import the handlers fresh from `lambda_dir` (default: the bundled functions): lazily-created
+    clients must not outlive this invocation."""
     import importlib
 
+    lambda_dir = lambda_dir or bundle().functions
     for name in list(sys.modules):
-        if name == "replshared" or name.startswith("replshared.") or name in _lambda_module_names():
+        if name == "replshared" or name.startswith("replshared.") or name in _lambda_module_names(lambda_dir):
             del sys.modules[name]
-    paths = [str(REPO_ROOT / "lambda" / FUNCTIONS[f][0]) for f in functions] + [str(REPO_ROOT / "lambda" / "shared")]
+    paths = [str(lambda_dir / FUNCTIONS[f][0]) for f in functions] + [str(lambda_dir / "shared")]
     for p in reversed(paths):
         if p in sys.path:
             sys.path.remove(p)
@@ -97,10 +98,10 @@ def load_handlers(functions: list[str]) -> dict[str, Callable[[Any, Any], Any]]:
     return {f: importlib.import_module(FUNCTIONS[f][1]).handler for f in functions}
 
 
-def _lambda_module_names() -> set[str]:
+def _lambda_module_names(lambda_dir: Path) -> set[str]:
     names = set()
     for folder, _ in FUNCTIONS.values():
-        for f in (REPO_ROOT / "lambda" / folder).glob("*.py"):
+        for f in (lambda_dir / folder).glob("*.py"):
             names.add(f.stem)
     return names
 
@@ -485,7 +486,9 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
     d = deployed_function(config, factory, function, env_name)
     kind = None if event is not None else (kind or DEFAULT_KIND[function])
     events = [event] if event is not None else built_in_events(factory, d, kind or "", name, log)
-    results = [run_handler(factory, d, e, kind=kind, log=log) for e in events]
+    # The handler code the estate deploys: its ejected copies, else the bundled functions.
+    code = functions_dir(Path(config.path).resolve().parent)
+    results = [run_handler(factory, d, e, kind=kind, log=log, lambda_dir=code) for e in events]
     if kind != "queued":
         return results[0]
     errors = [r["error"] for r in results if r["error"]]
@@ -495,7 +498,7 @@ def invoke(config: Config, factory: SessionFactory, function: str, env_name: str
 
 
 def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str | None,
-                log: Callable[[str], None]) -> dict[str, Any]:
+                log: Callable[[str], None], lambda_dir: Path | None = None) -> dict[str, Any]:
     """One invocation of the real handler, with what AWS runs beside it, and its metrics delivered."""
     creds = factory.session(d.account, d.role).get_credentials().get_frozen_credentials()
     session = factory.session(d.account, d.role)
@@ -521,7 +524,7 @@ def run_handler(factory: SessionFactory, d: Deployed, event: Any, *, kind: str |
     reader = StreamReader(session, d.endpoint, d.region, d.table,
                           cursor_file=_stream_cursor(d.environment)) if play_stream else None
     with environ(lambda_env), contextlib.redirect_stdout(captured):
-        handlers = load_handlers(sorted({d.function, "stream-processor"}))
+        handlers = load_handlers(sorted({d.function, "stream-processor"}), lambda_dir)
         services = EmulatedServices(
             s3=factory.client("s3", region=d.region, account=d.account, role_arn=d.role),
             cloudwatch=factory.client("cloudwatch", region=d.region, account=d.account, role_arn=d.role),

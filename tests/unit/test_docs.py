@@ -9,6 +9,7 @@ in the repository and are skipped.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -67,7 +68,7 @@ def references(doc: str) -> list[tuple[str, str]]:
     for link in LINKED.findall(text):
         target = link.split("#")[0]
         if target and not target.startswith(("http:", "https:", "mailto:")):
-            found.append(("link", str((Path(doc).parent / target)).replace("\\", "/")))
+            found.append(("link", os.path.normpath(Path(doc).parent / target).replace("\\", "/")))
     found += [("module", name) for name in IMPORTED.findall(text)]
     for ticked in TICKED.findall(text):
         word = ticked.split("::")[0].strip()

@@ -47,6 +47,7 @@ EXPECTED = {
         ("E9103", 28): 1,   # !Sub ...:root of an account parameter
         ("E9103", 29): 1,   # !Ref of an account parameter
         ("E9103", 39): 1,   # Principal "*"
+        ("E9103", 62): 1,   # GitHub's OIDC provider with the audience but no subject
     }),
     "bad_s3_bucket.yaml": Counter({
         ("E9104", 4): 4,    # PlainBucket: versioning, encryption, public access block, TLS policy

@@ -91,6 +91,9 @@ def _renderings() -> Iterator[tuple[str, str, cfnkit.Rendered]]:
         cfnkit.load("stackset-execution-role.yaml"), {"AdminAccountId": ADMIN}, ACCOUNTS["dev"])
     yield "operator-policy.yaml", "admin", cfnkit.render(
         cfnkit.load("operator-policy.yaml"), {"OperatorTrustedRolePattern": "replctl-ci-*"}, ADMIN)
+    yield "operator-policy.yaml", "admin,github", cfnkit.render(
+        cfnkit.load("operator-policy.yaml"), {"OperatorTrustedRolePattern": "replctl-ci-*",
+                                              "GitHubRepository": "example-org/infra"}, ADMIN)
 
 
 def _documents(rendered: cfnkit.Rendered) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -281,9 +284,21 @@ ROOT_ARN = re.compile(r"^arn:aws:iam::(\d{12}):root$")
 SERVICES = {"lambda.amazonaws.com", "s3.amazonaws.com", "cloudformation.amazonaws.com"}
 
 
+GITHUB = "token.actions.githubusercontent.com"
+
+
 def test_trust_policies_trust_services_roles_or_conditioned_accounts_only():
     for s in TRUSTS:
         body = s.body
+        if "Federated" in body["Principal"]:
+            # Web identity (GitHub OIDC): the audience and the subject pinned (GitHub's docs: without
+            # a sub condition any repository's workflow could assume the role).
+            assert body["Action"] == "sts:AssumeRoleWithWebIdentity", s.where
+            assert set(body["Principal"]) == {"Federated"}, s.where
+            assert body["Principal"]["Federated"].endswith(f":oidc-provider/{GITHUB}"), s.where
+            assert set(body["Condition"]) == {"StringEquals"}, s.where
+            assert set(body["Condition"]["StringEquals"]) == {f"{GITHUB}:aud", f"{GITHUB}:sub"}, s.where
+            continue
         assert body["Effect"] == "Allow" and body["Action"] == "sts:AssumeRole", s.where
         principal = body["Principal"]
         assert principal != "*" and set(principal) <= {"AWS", "Service"}, s.where
@@ -533,7 +548,8 @@ def test_execution_role_cannot_touch_the_observer():
 
 
 def test_operator_trust_is_the_parameter_and_never_a_user_or_root() -> None:
-    (trust,) = [s for s in TRUSTS if s.template == "operator-policy.yaml"]
+    (trust,) = [s for s in TRUSTS if s.template == "operator-policy.yaml" and s.resource == "OperatorRole"
+                and s.scenario == "admin"]
     assert trust.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:root"}
     assert trust.body["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ADMIN}:role/replctl-ci-*"}}
 
