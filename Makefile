@@ -22,7 +22,7 @@ $(TOOLS_STAMP): $(TOOLS)/package-lock.json
 venv: $(STAMP) $(TOOLS_STAMP)
 
 test: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # The template gate and the import rules on their own (make test runs the same checks as tests).
 lint: $(STAMP)

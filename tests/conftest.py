@@ -38,7 +38,10 @@ for _name in _UNSET:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Integration tests touch a real AWS account: they run only with REPLCTL_INTEGRATION=1."""
+    """Slow tests first, so the two workers of `make test` finish together instead of one waiting on
+    a sandbox test picked up last; integration tests touch a real AWS account: they run only with
+    REPLCTL_INTEGRATION=1."""
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: files keep their order
     if os.environ.get("REPLCTL_INTEGRATION") == "1":
         return
     skip = pytest.mark.skip(reason="real-AWS test; opt in with REPLCTL_INTEGRATION=1 and real credentials")
