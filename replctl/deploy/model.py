@@ -196,9 +196,27 @@ class UpdateOverrides:
     organizational_unit: str | None = None
 
 
+@dataclass(frozen=True)
+class DeleteInstances:
+    """DeleteStackInstances of the named instances, their stacks deleted (`destroy`). Resources
+    with DeletionPolicy Retain (the buckets and tables) outlive their stacks."""
+
+    environment: str
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+    organizational_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteStackSet:
+    """DeleteStackSet, once it has no instance left (`destroy` of the whole estate)."""
+
+    name: str
+
+
 Step = (CreateArtifactBucket | GrantArtifactReaders | UploadArtifact | UploadTemplate | CreateStackSet
-        | UpdateStackSet | BringForward | CreateInstances | UpdateOverrides)
-OperationStep = UpdateStackSet | BringForward | CreateInstances | UpdateOverrides
+        | UpdateStackSet | BringForward | CreateInstances | UpdateOverrides | DeleteInstances | DeleteStackSet)
+OperationStep = UpdateStackSet | BringForward | CreateInstances | UpdateOverrides | DeleteInstances
 
 
 def describe_step(step: Step) -> str:
@@ -224,6 +242,10 @@ def describe_step(step: Step) -> str:
             return f"{e}: create instances in {_targets(a, r)}"
         case UpdateOverrides(environment=e, accounts=a, regions=r, reason=why):
             return f"{e}: update overrides of {_targets(a, r)} ({why})"
+        case DeleteInstances(environment=e, accounts=a, regions=r):
+            return f"{e}: delete the stack instances in {_targets(a, r)} (their stacks; retained data stays)"
+        case DeleteStackSet(name=n):
+            return f"delete stack set {n} (it has no instance left)"
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover
 
 
@@ -244,6 +266,10 @@ def step_action(step: Step) -> str:
             return "CreateStackInstances"
         case BringForward() | UpdateOverrides():
             return "UpdateStackInstances"
+        case DeleteInstances():
+            return "DeleteStackInstances"
+        case DeleteStackSet():
+            return "DeleteStackSet"
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover
 
 
