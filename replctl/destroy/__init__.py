@@ -1,5 +1,6 @@
-"""`replctl destroy`: take environments (or the whole estate) down in the order that never leaves a live
-environment replicating into something half-removed, keeping or removing their data.
+"""`replctl destroy`: take environments, or the whole estate, down safely, keeping or removing their data.
+
+The order never leaves a live environment replicating into something half-removed.
 
 `model` (the teardown plan as a value), `fetch` (read calls only: the stack set, its instances,
 the retained buckets, tables and parameters through the observer role), `decide` (pure),

@@ -1,5 +1,7 @@
-"""The teardown's reads of AWS, read-only: the stack set and its instances (as deploy reads them),
-running operations, and each account's retained data through the observer role.
+"""The teardown's reads of AWS: the stack set, its instances and each account's retained data.
+
+Read-only: the stack set and its instances (as deploy reads them), running operations, and each
+account's retained data through the observer role.
 
 DescribeStackSet, ListStackInstances, DescribeStackInstance (overrides of the environments that
 stay: they may have to be unwired), ListStackSetOperations; in each target account GetBucketVersioning

@@ -1,5 +1,7 @@
-"""The teardown plan and its result for people, rendered as `plan` renders a deploy: the stack
-set, every instance and what happens to it, every step in order, and what is retained."""
+"""The teardown plan and its result for people, rendered as `plan` renders a deploy.
+
+The stack set, every instance and what happens to it, every step in order, and what is retained.
+"""
 
 from __future__ import annotations
 
