@@ -102,3 +102,26 @@ def test_ctrl_c_between_phases_leaves_later_phases_untouched_and_a_rerun_converg
     assert teardown.world.cfn.stack_set is None and teardown.instances() == set()
     before = teardown.estate.mutating_calls()
     assert teardown.plan().changes is False and teardown.estate.mutating_calls() == before
+
+
+def test_a_deploy_after_a_data_retaining_destroy_refuses_before_any_change(teardown: Teardown) -> None:
+    from dataclasses import replace
+
+    from replctl.deploy.plan import build_plan
+    from tests.unit.deploy.fake_stacksets import make_artifacts
+
+    teardown.destroy("prod")
+    clients = replace(teardown.world.clients(), observer=teardown.estate.clients().observer)
+    before = teardown.estate.mutating_calls()
+    artifacts = make_artifacts(teardown.config.path.parent)
+    with pytest.raises(Refused) as info:
+        build_plan(teardown.config, clients, artifacts=artifacts, lint=False)
+    message = str(info.value)
+    assert f"prod {PROD} us-east-1: bucket replctl-config-prod-{PROD}" in message
+    assert f"prod {PROD} us-east-1: table replctl-metadata" in message
+    assert "replctl destroy --env prod --delete-data" in message and "aws s3 sync" in message
+    assert teardown.estate.mutating_calls() == before
+    # with the data removed, the same deploy plans prod's creation again
+    teardown.destroy("prod", delete_data=True)
+    plan = build_plan(teardown.config, clients, artifacts=artifacts, lint=False)
+    assert [w.environment for w in plan.waves if w.steps][:1] == ["prod"]
