@@ -125,7 +125,9 @@ def _alarm_api(props: dict[str, Any]) -> dict[str, Any]:
 
 def skipped_alarm_names(session: Any, cfn: Any, stack: str, *, account: str, region: str) -> list[str]:
     """The alarms `complete_skipped_resources` created for a stack (moto's CFN never knew them)."""
-    template = cfnyaml.load(cfn.get_template(StackName=stack)["TemplateBody"])
+    body = cfn.get_template(StackName=stack)["TemplateBody"]
+    # botocore hands a JSON template body back already parsed (the adapted template is JSON).
+    template = dict(body) if isinstance(body, dict) else cfnyaml.load(body)
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters") or []}
     resources = {r["LogicalResourceId"]: r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
