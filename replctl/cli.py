@@ -49,6 +49,8 @@ COMMANDS: dict[str, Entry] = {
                   "instances, artifacts — and change nothing."),
     "deploy": Entry("replctl.commands.deploy", "Package, upload, and roll the StackSet out environment by "
                     "environment (dev → staging → prod)."),
+    "destroy": Entry("replctl.commands.destroy", "Take environments, or the whole estate, down in reverse rollout "
+                     "order; data is kept unless --delete-data."),
     "status": Entry("replctl.commands.status", "Replication health per environment and region, one verdict each, "
                     "and an exit code."),
     "drift": Entry("replctl.commands.drift", "StackSet drift detection plus parity across environments; exit 30 "

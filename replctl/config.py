@@ -195,6 +195,8 @@ class Config:
     parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     thresholds: Thresholds = field(default_factory=Thresholds)
     observer_role_name: str = "replctl-observer"
+    # The role `destroy --delete-data` assumes in each target account (cfn/stackset-execution-role.yaml).
+    data_remover_role_name: str = "replctl-data-remover"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -480,7 +482,7 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 _TOP_REQUIRED = ("version", "admin", "stackset", "ssm_prefix", "environments")
-_TOP_OPTIONAL = ("observer_role_name", "parameters", "thresholds")
+_TOP_OPTIONAL = ("observer_role_name", "data_remover_role_name", "parameters", "thresholds")
 
 
 def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
@@ -499,6 +501,8 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
     ssm_prefix = get("ssm_prefix", lambda n, p: c.string(n, p, SSM_PREFIX_RE, "a path like '/app'"))
     observer = get("observer_role_name", lambda n, p: c.string(n, p, ROLE_NAME_RE, "a valid IAM role name"),
                    "replctl-observer")
+    remover = get("data_remover_role_name", lambda n, p: c.string(n, p, ROLE_NAME_RE, "a valid IAM role name"),
+                  "replctl-data-remover")
     parameters = get("parameters", c.parameters, {})
     thresholds = get("thresholds", lambda n, p: _thresholds(c, n, p), Thresholds())
     envs = get("environments", lambda n, p: _environments(c, n, p, ssm_prefix), ())
@@ -516,7 +520,7 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
             if env.organizational_unit_id is None:
                 c.problems.append(Problem(env.line, f"environments[{i}]",
                                           "SERVICE_MANAGED stack sets deploy to OUs: set organizational_unit_id"))
-    if None in (version, admin, stackset, ssm_prefix, observer, thresholds) or not envs:
+    if None in (version, admin, stackset, ssm_prefix, observer, remover, thresholds) or not envs:
         return None
     return Config(
         path=path,
@@ -528,6 +532,7 @@ def _build(c: _Checker, root: yaml.Node, path: Path) -> Config | None:
         parameters=MappingProxyType(parameters),
         thresholds=thresholds,
         observer_role_name=observer,
+        data_remover_role_name=remover,
     )
 
 

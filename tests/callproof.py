@@ -9,6 +9,7 @@ that estate:
 |---|---|---|
 | the CLI, as the operator | the admin account | cfn/operator-policy.yaml's OperatorPolicy |
 | the CLI, in a target account | the observer role | cfn/stackset-execution-role.yaml's ObserverRole |
+| `destroy --delete-data`, in a target account | the data-remover role | cfn/stackset-execution-role.yaml's DataRemoverRole; the AssumeRole also needs its trust |
 | a function, in its own account | its execution role | cfn/replication.yaml's role + the permissions boundary |
 | a function, in a downstream account | the replication-agent role | that account's ReplicationAgentRole + the boundary; the AssumeRole also needs the agent role's trust |
 
@@ -49,6 +50,7 @@ class Estate:
     administration_role: str = "AWSCloudFormationStackSetAdministrationRole"
     execution_role: str = "AWSCloudFormationStackSetExecutionRole"
     observer_role: str = "replctl-observer"
+    data_remover_role: str = "replctl-data-remover"
     prefix: str = "replctl"
     bucket_prefix: str = "replctl-config"
     table: str = "replctl-metadata"
@@ -80,18 +82,23 @@ class Estate:
                 "ExecutionRoleName": self.execution_role, "StackSetName": self.stack_set, "ResourcePrefix": self.prefix,
                 "ReplicationBucketName": self.bucket_prefix, "DynamoDBTableName": self.table,
                 "SSMPathPrefix": self.ssm_prefix, "ReplicationRoleName": self.agent_role,
-                "ObserverRoleName": self.observer_role, "ArtifactBucketNamePattern": self.artifact_bucket}
+                "ObserverRoleName": self.observer_role, "ArtifactBucketNamePattern": self.artifact_bucket,
+                "DataRemoverRoleName": self.data_remover_role}
 
     def operator_parameters(self) -> dict[str, str]:
         return {"StackSetName": self.stack_set, "AdministrationRoleName": self.administration_role,
                 "ObserverRoleName": self.observer_role, "ArtifactBucketNamePattern": self.artifact_bucket,
-                "ArtifactPrefix": self.artifact_prefix, "OperatorTrustedRolePattern": "*"}
+                "ArtifactPrefix": self.artifact_prefix, "OperatorTrustedRolePattern": "*",
+                "DataRemoverRoleName": self.data_remover_role}
 
     def operator_arn(self) -> str:
         return f"arn:aws:iam::{self.admin}:role/replctl/replctl-operator"
 
     def observer_arn(self, account: str) -> str:
         return f"arn:aws:iam::{account}:role/replctl/{self.observer_role}"
+
+    def data_remover_arn(self, account: str) -> str:
+        return f"arn:aws:iam::{account}:role/replctl/{self.data_remover_role}"
 
     def function_role_arn(self, account: str, function: str) -> str:
         return f"arn:aws:iam::{account}:role/replctl/{self.prefix}-{function}-{cfnkit.REGION}"
@@ -108,6 +115,7 @@ def estate_of_config(config: Any) -> Estate:
         admin=config.admin.account_id, accounts=tuple((e.name, e.account_id) for e in config.environments),
         stack_set=config.stackset.name, administration_role=config.stackset.administration_role_name,
         execution_role=config.stackset.execution_role_name, observer_role=config.observer_role_name,
+        data_remover_role=config.data_remover_role_name,
         prefix=params.get("ResourcePrefix", "replctl"), bucket_prefix=params.get("ReplicationBucketName", "replctl-config"),
         table=params.get("DynamoDBTableName", "replctl-metadata"), ssm_prefix=config.ssm_prefix,
         agent_role=params.get("ReplicationRoleName", "replctl-replication-agent"),
@@ -169,6 +177,11 @@ def boundary(estate: Estate, account: str) -> list[Policy]:
 
 def observer_policies(estate: Estate, account: str) -> list[Policy]:
     return _role_policies(rendered("stackset-execution-role.yaml", estate.bootstrap_parameters(), account), "ObserverRole")
+
+
+def data_remover_policies(estate: Estate, account: str) -> list[Policy]:
+    return _role_policies(rendered("stackset-execution-role.yaml", estate.bootstrap_parameters(), account),
+                          "DataRemoverRole")
 
 
 def operator_policies(estate: Estate) -> list[Policy]:
@@ -308,6 +321,8 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], list[Spec]]] = {
     ("cloudformation", "UpdateStackSet"): _stackset_write("cloudformation:UpdateStackSet"),
     ("cloudformation", "CreateStackInstances"): _instances("cloudformation:CreateStackInstances"),
     ("cloudformation", "UpdateStackInstances"): _instances("cloudformation:UpdateStackInstances"),
+    ("cloudformation", "DeleteStackInstances"): _instances("cloudformation:DeleteStackInstances"),
+    ("cloudformation", "DeleteStackSet"): lambda c: [("cloudformation:DeleteStackSet", _stackset(c), {})],
     **{("cloudformation", op): (lambda op: lambda c: [(f"cloudformation:{op}", _stackset(c), {})])(op) for op in (
         "DescribeStackSet", "DescribeStackSetOperation", "ListStackSetOperations", "ListStackSetOperationResults",
         "ListStackInstances", "DescribeStackInstance", "DetectStackSetDrift", "ListStackInstanceResourceDrifts")},
@@ -329,6 +344,15 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], list[Spec]]] = {
     ("s3", "GetBucketVersioning"): lambda c: [("s3:GetBucketVersioning", _bucket(c), {})],
     ("s3", "PutBucketPolicy"): lambda c: [("s3:PutBucketPolicy", _bucket(c), {})],
     ("s3", "GetBucketReplication"): lambda c: [("s3:GetReplicationConfiguration", _bucket(c), {})],
+    # ListObjectVersions: s3:ListBucketVersions; DeleteObjects: s3:DeleteObjectVersion for each object named
+    # with a version id, s3:DeleteObject otherwise (same page); DeleteBucket: s3:DeleteBucket.
+    ("s3", "ListObjectVersions"): lambda c: [("s3:ListBucketVersions", _bucket(c), {})],
+    ("s3", "DeleteObjects"): lambda c: [("s3:DeleteObjectVersion" if o.get("VersionId") else "s3:DeleteObject",
+                                         f"arn:aws:s3:::{c.params['Bucket']}/{o['Key']}", {})
+                                        for o in c.params["Delete"]["Objects"]],
+    ("s3", "DeleteBucket"): lambda c: [("s3:DeleteBucket", _bucket(c), {})],
+    ("dynamodb", "UpdateTable"): lambda c: [("dynamodb:UpdateTable", _table(c), {})],
+    ("dynamodb", "DeleteTable"): lambda c: [("dynamodb:DeleteTable", _table(c), {})],
     ("cloudwatch", "DescribeAlarms"): _describe_alarms,
     ("cloudwatch", "GetMetricData"): lambda c: [("cloudwatch:GetMetricData", "*", {})],
     ("cloudwatch", "PutMetricData"): lambda c: [("cloudwatch:PutMetricData", "*",
@@ -384,6 +408,9 @@ def _cross_account_assume(request: Request, estate: Estate) -> Decision | None:
     elif request.resource == estate.observer_arn(target):
         r = rendered("stackset-execution-role.yaml", estate.bootstrap_parameters(), target)
         trust = r.properties("ObserverRole")["AssumeRolePolicyDocument"]
+    elif request.resource == estate.data_remover_arn(target):
+        r = rendered("stackset-execution-role.yaml", estate.bootstrap_parameters(), target)
+        trust = r.properties("DataRemoverRole")["AssumeRolePolicyDocument"]
     else:
         return Decision(False, f"AssumeRole of {request.resource}, which is no role of this estate")
     return cross_account_trust(request, Policy.of(f"trust of {request.resource}", trust, "trust"))
@@ -434,6 +461,8 @@ def prove_cli(call: CliCall) -> list[Verdict]:
         principal, identity = estate.operator_arn(), operator_policies(estate)
     elif call.role_arn == estate.observer_arn(call.account):
         principal, identity = call.role_arn, observer_policies(estate, call.account)
+    elif call.role_arn == estate.data_remover_arn(call.account):
+        principal, identity = call.role_arn, data_remover_policies(estate, call.account)
     else:
         raise Unmapped(f"{call.service}:{call.operation} as {call.role_arn}: no policy known for that role")
     account = estate.admin if call.account == "caller" else call.account

@@ -234,6 +234,7 @@ def decide(
     """The plan: what to create, upload and update, wave by wave. Pure."""
     sit = situation(config, template, artifacts, observed, only)
     refuse_excluded_instances(sit)
+    refuse_retained_data(sit)
     if only and not force:
         refuse_unless_upstream_current(sit)
     preparation, artifact_rows, url = prepare_steps(sit)
@@ -299,6 +300,27 @@ def refuse_excluded_instances(sit: Situation) -> None:
     if lines:
         raise Refused("refusing to deploy: AWS does not update these stack instances:\n" + "\n".join(lines),
                       hint="fix each instance as described, then re-run replctl deploy; nothing was changed")
+
+
+def refuse_retained_data(sit: Situation) -> None:
+    """Refuse (exit 9), before any change, to create an instance where a destroy retained its data.
+
+    The bucket and the table have fixed names, so creating the stack would fail on "already
+    exists" half-way through the environment. Adopting them (resource import, then
+    ImportStacksToStackSet) is not done: docs/destroy.md says why.
+    """
+    lines = [f"  {env} {account} {region}: {kind} {name}" for env, account, region, kind, name in sit.observed.retained
+             if env in sit.selected_names]
+    if not lines:
+        return
+    envs = list(dict.fromkeys(r[0] for r in sit.observed.retained if r[0] in sit.selected_names))
+    raise Refused(
+        "refusing to deploy: a destroy retained data where instances would be created, and the stack would "
+        "fail creating resources with these names:\n" + "\n".join(lines),
+        hint=("two ways out: remove it (gone for good) with replctl destroy " + " ".join(f"--env {e}" for e in envs)
+              + " --delete-data, then deploy; or keep what you need first — copy the objects out (aws s3 sync) and "
+              "export the table (DynamoDB export to S3) — then remove it the same way. replctl does not adopt "
+              "retained data (docs/destroy.md, coming back); nothing was changed"))
 
 
 def refuse_unless_upstream_current(sit: Situation) -> None:

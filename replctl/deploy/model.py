@@ -48,19 +48,23 @@ class Clients:
     cfn: Any
     s3: Callable[[str], Any]  # region -> S3 client as the admin identity
     cloudwatch: Callable[[str, str], Any]  # (account, region) -> CloudWatch via the observer role
+    # (service, account, region) -> a client as the observer role: planning looks for data a
+    # destroy retained where instances are to be created. None: not looked for (fakes without it).
+    observer: Callable[[str, str, str], Any] | None = None
 
     @classmethod
     def from_factory(cls, factory: Any, config: Config) -> Clients:
         home = config.stackset.home_region
 
-        def cloudwatch(account: str, region: str) -> Any:
+        def observer(service: str, account: str, region: str) -> Any:
             role = f"arn:aws:iam::{account}:role/replctl/{config.observer_role_name}"
-            return factory.client("cloudwatch", region=region, account=account, role_arn=role)
+            return factory.client(service, region=region, account=account, role_arn=role)
 
         return cls(
             cfn=factory.client("cloudformation", region=home),
             s3=lambda region: factory.client("s3", region=region),
-            cloudwatch=cloudwatch,
+            cloudwatch=lambda account, region: observer("cloudwatch", account, region),
+            observer=observer,
         )
 
 
@@ -106,6 +110,8 @@ class Observed:
     buckets: frozenset[str] = frozenset()  # artifact buckets that exist
     objects: frozenset[tuple[str, str]] = frozenset()  # (bucket, key) already uploaded
     running: tuple[str, ...] = ()  # operations RUNNING/QUEUED/STOPPING
+    # Data a destroy retained where an instance is missing: (environment, account, region, kind, name).
+    retained: tuple[tuple[str, str, str, str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- steps
@@ -196,9 +202,27 @@ class UpdateOverrides:
     organizational_unit: str | None = None
 
 
+@dataclass(frozen=True)
+class DeleteInstances:
+    """DeleteStackInstances of the named instances, their stacks deleted (`destroy`). Resources
+    with DeletionPolicy Retain (the buckets and tables) outlive their stacks."""
+
+    environment: str
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+    organizational_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteStackSet:
+    """DeleteStackSet, once it has no instance left (`destroy` of the whole estate)."""
+
+    name: str
+
+
 Step = (CreateArtifactBucket | GrantArtifactReaders | UploadArtifact | UploadTemplate | CreateStackSet
-        | UpdateStackSet | BringForward | CreateInstances | UpdateOverrides)
-OperationStep = UpdateStackSet | BringForward | CreateInstances | UpdateOverrides
+        | UpdateStackSet | BringForward | CreateInstances | UpdateOverrides | DeleteInstances | DeleteStackSet)
+OperationStep = UpdateStackSet | BringForward | CreateInstances | UpdateOverrides | DeleteInstances
 
 
 def describe_step(step: Step) -> str:
@@ -224,6 +248,10 @@ def describe_step(step: Step) -> str:
             return f"{e}: create instances in {_targets(a, r)}"
         case UpdateOverrides(environment=e, accounts=a, regions=r, reason=why):
             return f"{e}: update overrides of {_targets(a, r)} ({why})"
+        case DeleteInstances(environment=e, accounts=a, regions=r):
+            return f"{e}: delete the stack instances in {_targets(a, r)} (their stacks; retained data stays)"
+        case DeleteStackSet(name=n):
+            return f"delete stack set {n} (it has no instance left)"
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover
 
 
@@ -244,6 +272,10 @@ def step_action(step: Step) -> str:
             return "CreateStackInstances"
         case BringForward() | UpdateOverrides():
             return "UpdateStackInstances"
+        case DeleteInstances():
+            return "DeleteStackInstances"
+        case DeleteStackSet():
+            return "DeleteStackSet"
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover
 
 

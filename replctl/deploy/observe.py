@@ -58,7 +58,37 @@ def observe(config: Config, clients: Clients, template: Template, artifacts: Seq
             instances.append(instance_state(summary, overrides))
         running = running_operations(cfn, name, call_as=call_as)
     buckets, objects = _artifacts_present(config, clients, template, artifacts)
-    return Observed(stack_set, tuple(instances), buckets, objects, running)
+    present = {i.key for i in instances}
+    return Observed(stack_set, tuple(instances), buckets, objects, running, retained_data(config, clients, present))
+
+
+def retained_data(config: Config, clients: Clients, present: set[tuple[str, str]]) -> tuple[tuple[str, str, str, str, str], ...]:
+    """The bucket and table a data-retaining `destroy` left where an instance is missing (the stack
+    would fail creating them: names are fixed). Read through the observer role: GetBucketVersioning
+    (NoSuchBucket when gone) and DescribeTable (ResourceNotFoundException)."""
+    from replctl.aws import error_code, translate
+
+    if clients.observer is None:
+        return ()
+    prefix = config.parameters.get("ReplicationBucketName", "replctl-config")
+    table = config.parameters.get("DynamoDBTableName", "replctl-metadata")
+    found: list[tuple[str, str, str, str, str]] = []
+    for env in config.environments:
+        for account, region in env.instances():
+            if (account, region) in present:
+                continue
+            bucket = f"{prefix}-{env.name}-{account}"
+            reads = (("bucket", bucket, "s3", "get_bucket_versioning", {"Bucket": bucket}, ("NoSuchBucket", "404")),
+                     ("table", table, "dynamodb", "describe_table", {"TableName": table}, ("ResourceNotFoundException",)))
+            for kind, name, service, method, kwargs, missing in reads:
+                try:
+                    getattr(clients.observer(service, account, region), method)(**kwargs)
+                except Exception as exc:
+                    if error_code(exc) in missing:
+                        continue
+                    raise translate(exc) from exc
+                found.append((env.name, account, region, kind, name))
+    return tuple(found)
 
 
 def _artifacts_present(config: Config, clients: Clients, template: Template,

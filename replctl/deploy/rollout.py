@@ -37,6 +37,8 @@ from replctl.deploy.model import (
     CreateArtifactBucket,
     CreateInstances,
     CreateStackSet,
+    DeleteInstances,
+    DeleteStackSet,
     GrantArtifactReaders,
     Plan,
     Step,
@@ -197,6 +199,15 @@ class _Rollout:
                                  organizational_unit=ou):
                 kwargs = self.instance_kwargs(accounts, regions, ou, ov)
                 self.operation(env, step, self.cfn.update_stack_instances, kwargs, len(accounts) * len(regions))
+            case DeleteInstances(environment=env, accounts=accounts, regions=regions, organizational_unit=ou):
+                # RetainStacks false: the stacks go; what their template marks DeletionPolicy Retain
+                # (the buckets and tables) stays (DeleteStackInstances, RetainStacks).
+                kwargs = {"StackSetName": self.name, "CallAs": self.call_as, **self.targets(accounts, regions, ou),
+                          "RetainStacks": False,
+                          "OperationPreferences": self.config.stackset.operation_preferences.to_api(list(regions))}
+                self.operation(env, step, self.cfn.delete_stack_instances, kwargs, len(accounts) * len(regions))
+            case DeleteStackSet():
+                self.delete_stack_set()
             case _:  # pragma: no cover - the Step union is closed
                 raise TypeError(f"unknown step {step!r}")
 
@@ -327,6 +338,28 @@ class _Rollout:
                                   hint="re-run replctl deploy to plan against it") from exc
             raise _rejected(f"CreateStackSet {self.name}", exc) from exc
         self.log.created.append(f"stack set {self.name}")
+
+    def delete_stack_set(self) -> None:
+        for attempt in range(MAX_IN_PROGRESS_RETRIES + 1):
+            try:
+                self.cfn.delete_stack_set(StackSetName=self.name, CallAs=self.call_as)
+                break
+            except Exception as exc:
+                code = error_code(exc)
+                if code == "StackSetNotFoundException":
+                    return  # already gone: what a re-run after an interruption finds
+                if code == "OperationInProgressException" and attempt < MAX_IN_PROGRESS_RETRIES:
+                    self.reporter.step(f"another operation is running on {self.name}; waiting for it")
+                    self.wait_for_running("stack set")
+                    continue
+                if code == "StackSetNotEmptyException":
+                    # DeleteStackSet (Errors): "You can't yet delete this stack set, because it still
+                    # contains one or more stack instances."
+                    raise DeployError(f"stack set {self.name} still has stack instances; it was not deleted",
+                                      hint="someone added instances since the plan was made; re-run the command "
+                                      "to plan against what AWS reports") from exc
+                raise _rejected(f"DeleteStackSet {self.name}", exc) from exc
+        self.log.completed.append(f"stack set {self.name} deleted")
 
     def ensure_no_instances(self, env: str) -> None:
         # Defence in depth: an UpdateStackSet without accounts updates *every* instance.
@@ -550,6 +583,27 @@ def attach(
     return outcomes
 
 
+class Runner:
+    """The rollout's machinery for a sequence of its own (`destroy`): run one StackSet step —
+    started, waited on with progress, failed per account/region as a deploy fails —, verify an
+    environment's instances, and read with the configured backoff."""
+
+    def __init__(self, config: Config, clients: Clients, *, reporter: Reporter | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 log: RolloutLog | None = None) -> None:
+        self.log = log if log is not None else RolloutLog()
+        self._rollout = _Rollout(_EMPTY, config, clients, reporter or SilentReporter(), sleep, clock, self.log)
+
+    def execute(self, step: Step) -> None:
+        self._rollout.execute(step)
+
+    def verify(self, env: Environment) -> None:
+        self._rollout.verify(env)
+
+    def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._rollout.read(fn, *args, **kwargs)
+
+
 _EMPTY = Plan(
     stack_set="", region="", exists=False, permission_model="", template_path="", template_body="",
     template_url=None, template_diff="", parameters=(), parameter_changes=(), managed_execution=(None, False),
@@ -557,6 +611,6 @@ _EMPTY = Plan(
 )
 
 __all__ = [
-    "InstanceResult", "OperationOutcome", "Reporter", "RolloutLog", "SilentReporter", "apply", "attach",
+    "InstanceResult", "OperationOutcome", "Reporter", "RolloutLog", "Runner", "SilentReporter", "apply", "attach",
     "operation_failed",
 ]

@@ -98,8 +98,8 @@ def test_replctl_processes_are_recognised() -> None:
 
 
 def test_no_schema_is_a_failure_that_says_what_to_add() -> None:
-    with pytest.raises(AssertionError, match=r"add json/destroy\.schema\.json"):
-        jsonschemas.problems("destroy", {})
+    with pytest.raises(AssertionError, match=r"add json/no-such-command\.schema\.json"):
+        jsonschemas.problems("no-such-command", {})
 
 
 # -- outputs that need no AWS (the rest are checked where the suite runs them) ------------------

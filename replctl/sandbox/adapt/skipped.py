@@ -121,3 +121,24 @@ def _alarm_api(props: dict[str, Any]) -> dict[str, Any]:
         if k in out:
             out[k] = int(out[k])
     return out
+
+
+def skipped_alarm_names(session: Any, cfn: Any, stack: str, *, account: str, region: str) -> list[str]:
+    """The alarms `complete_skipped_resources` created for a stack (moto's CFN never knew them)."""
+    body = cfn.get_template(StackName=stack)["TemplateBody"]
+    # botocore hands a JSON template body back already parsed (the adapted template is JSON).
+    template = dict(body) if isinstance(body, dict) else cfnyaml.load(body)
+    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters") or []}
+    resources = {r["LogicalResourceId"]: r for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
+                 if r.get("LogicalResourceId")}
+    physical = {k: r.get("PhysicalResourceId", "") for k, r in resources.items()}
+    ev = cfnyaml.Evaluator(template, params, account=account, region=region, stack_name=stack, physical=physical,
+                           attributes=_attributes(session, template, physical, account, region))
+    names = []
+    for res in (template.get("Resources") or {}).values():
+        if res.get("Type") == "AWS::CloudWatch::Alarm" and ev.active(res):
+            name = ev.value(copy.deepcopy((res.get("Properties") or {}).get("AlarmName")))
+            if name:
+                names.append(str(name))
+    return names

@@ -95,6 +95,17 @@ class StatusBook:
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
             tmp.replace(self.path)
 
+    def forget(self, stack_set_id: str, keys: list[tuple[str, str]]) -> None:
+        """Deleted instances: no status left to correct (a new instance in their place starts afresh)."""
+        data = self._load()
+        book = data.get(stack_set_id, {})
+        for a, r in keys:
+            book.pop(f"{a}/{r}", None)
+        if self.path is not None and self.path.exists():
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+
 
 CURRENT = {"Status": "CURRENT", "DetailedStatus": "SUCCEEDED"}
 OUTDATED = {"Status": "OUTDATED", "DetailedStatus": "SUCCEEDED"}
@@ -117,6 +128,8 @@ class StackSetEmulation:
         for op in OPERATIONS:
             events.register(f"provide-client-params.cloudformation.{op}", self._before(plain))
             events.register(f"after-call.cloudformation.{op}", self._after(plain))
+        events.register("provide-client-params.cloudformation.DeleteStackInstances", self._before_delete(plain))
+        events.register("after-call.cloudformation.DeleteStackInstances", self._after_delete)
         events.register("after-call.cloudformation.ListStackInstances", self._correct_listing)
         events.register("after-call.cloudformation.DescribeStackInstance", self._correct_instance)
 
@@ -222,6 +235,48 @@ class StackSetEmulation:
             values = {p["ParameterKey"]: p["ParameterValue"] for p in parameters}
             complete_skipped_resources(session, cfn, stack, template_body, values, account=account, region=region)
             return None
+
+    # -- DeleteStackInstances: the stack goes with everything the sandbox added to it ---------------
+
+    def _before_delete(self, plain: Any) -> Callable[..., None]:
+        def hook(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            if params.get("RetainStacks"):
+                # DeleteStackInstances, RetainStacks: "Removes the stack instances from the specified
+                # stack set, but doesn't delete the stacks." moto deletes them anyway (moto-notes §1).
+                from replctl.sandbox.adapt import NotEmulated
+
+                raise NotEmulated("DeleteStackInstances with RetainStacks true (moto deletes the stacks)")
+            try:
+                ss = plain.describe_stack_set(StackSetName=params["StackSetName"])["StackSet"]
+            except Exception:  # noqa: BLE001 - the call itself will report the missing stack set
+                return
+            targets = self._targets(plain, params["StackSetName"], params)
+            context["replctl_delete"] = {"stack_set_id": ss["StackSetId"], "targets": targets,
+                                         "alarms": {k: self._alarms_of(params["StackSetName"], *k) for k in targets}}
+
+        return hook
+
+    def _alarms_of(self, stack_set: str, account: str, region: str) -> list[str]:
+        session = self._session_for(account, region)
+        cfn = session.client("cloudformation")
+        stack = instance_stack_name(cfn, stack_set)
+        if stack is None:
+            return []
+        from replctl.sandbox.adapt.skipped import skipped_alarm_names
+
+        return skipped_alarm_names(session, cfn, stack, account=account, region=region)
+
+    def _after_delete(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        state = context.get("replctl_delete")
+        if state is None or parsed.get("Error") or "OperationId" not in parsed:
+            return
+        with self._lock:
+            for (account, region), names in state["alarms"].items():
+                # Deleting a stack deletes its resources (DeletionPolicy Retain aside): the alarms the
+                # sandbox created in moto's place go with it.
+                if names:
+                    self._session_for(account, region).client("cloudwatch").delete_alarms(AlarmNames=names)
+            self.book.forget(state["stack_set_id"], state["targets"])
 
     # -- what replctl reads ----------------------------------------------------------------------
 

@@ -303,6 +303,7 @@ class FakeStackSets:
         # The caller is a delegated administrator of the organization that owns the stack set.
         self.delegated_admin = delegated_admin
         self.created_as_self: list[dict[str, Any]] = []  # CreateStackSet calls that missed CallAs
+        self.retained_stacks: list[tuple[str, str]] = []  # instances deleted with RetainStacks true
         self._ids = itertools.count(1)
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -388,6 +389,8 @@ class FakeStackSets:
                 op.results[key] = ("FAILED", reason) if reason else ("SUCCEEDED", None)
                 if reason and inst is not None:
                     inst.status, inst.detailed, inst.reason = "OUTDATED", "FAILED", reason
+                    if op.action == "DELETE":
+                        self._delete_failed(inst, reason)
             if op.results[key][0] == "FAILED":
                 failures[key[1]] = failures.get(key[1], 0) + 1
                 exceeded = exceeded or failures[key[1]] > op.tolerance
@@ -396,6 +399,8 @@ class FakeStackSets:
     def _deploy(self, inst: Instance, op: Operation) -> str | None:
         """Create or update the instance's stack with the operation's template and the stack set's
         parameters merged with the instance's overrides; the failure reason, or None."""
+        if op.action == "DELETE":
+            return self._delete(inst)
         # UpdateStackInstances: "During stack set updates, any parameters overridden for a stack
         # instance aren't updated, but retain their overridden value."
         values = {**op.parameters, **inst.overrides}
@@ -676,6 +681,52 @@ class FakeStackSets:
         self._need_stack_set("ListStackSetOperations", kw)
         return {"Summaries": [{"OperationId": op.id, "Action": op.action, "Status": op.status}
                               for op in reversed(list(self.operations.values()))]}
+
+    # -- teardown: DeleteStackInstances and DeleteStackSet ------------------------------------------
+
+    def delete_stack_instances(self, **kw: Any) -> dict[str, Any]:
+        self._call("DeleteStackInstances", kw)
+        ss = self._need_stack_set("DeleteStackInstances", kw)
+        if "RetainStacks" not in kw:
+            # DeleteStackInstances, RetainStacks: "Required: Yes".
+            raise error("ValidationError", "RetainStacks is required", "DeleteStackInstances")
+        if self._busy() and not ss["ManagedExecution"]["Active"]:
+            # DeleteStackInstances (Errors): OperationInProgressException — "Another operation is currently
+            # in progress for this stack set. Only one operation can be performed for a stack set at a
+            # given time."
+            raise error("OperationInProgressException", "Another Operation is in progress",
+                        "DeleteStackInstances", 409)
+        # Only instances that exist are worked on (AWS documents no error for naming one that does not;
+        # the simplest behaviour: a result for what exists).
+        targets = [k for k in self._targets(kw) if k in self.instances]
+        self.retained_stacks += [k for k in targets] if kw["RetainStacks"] else []
+        return self._start("DeleteStackInstances", "DELETE", targets, kw)
+
+    def _delete(self, inst: Instance) -> None:
+        """The instance leaves the stack set (its stack deleted, or kept with RetainStacks); no failure."""
+        del self.instances[(inst.account, inst.region)]
+
+    @staticmethod
+    def _delete_failed(inst: Instance, reason: str) -> None:
+        # StackInstanceComprehensiveStatus, INOPERABLE: "A DeleteStackInstances operation has failed and
+        # left the stack in an unstable state. Stacks in this state are excluded from further
+        # UpdateStackSet operations. You might need to perform a DeleteStackInstances operation, with
+        # RetainStacks set to true, to delete the stack instance, and then delete the stack manually."
+        inst.status, inst.detailed, inst.reason = "INOPERABLE", "INOPERABLE", reason
+
+    def delete_stack_set(self, **kw: Any) -> dict[str, Any]:
+        self._call("DeleteStackSet", kw)
+        self._need_stack_set("DeleteStackSet", kw)
+        if self.instances:
+            # DeleteStackSet: "Before you can delete a stack set, all its member stack instances must be
+            # deleted." (Errors): StackSetNotEmptyException — "You can't yet delete this stack set, because
+            # it still contains one or more stack instances."
+            raise error("StackSetNotEmptyException", "StackSet is not empty", "DeleteStackSet", 409)
+        if self._busy():
+            # DeleteStackSet (Errors): OperationInProgressException.
+            raise error("OperationInProgressException", "Another Operation is in progress", "DeleteStackSet", 409)
+        self.stack_set = None
+        return {}
 
     # -- scripting --------------------------------------------------------------------------------
 
