@@ -48,9 +48,13 @@ class Clients:
     cfn: Any
     s3: Callable[[str], Any]  # region -> S3 client as the admin identity
     cloudwatch: Callable[[str, str], Any]  # (account, region) -> CloudWatch via the observer role
+    #: Where waits listen for StackSet events (a `replctl.deploy.queue.EventQueue`); None: poll only.
+    events: Any = None
 
     @classmethod
     def from_factory(cls, factory: Any, config: Config) -> Clients:
+        from replctl.deploy.queue import EventQueue  # the queue is looked up only when a wait needs it
+
         home = config.stackset.home_region
 
         def cloudwatch(account: str, region: str) -> Any:
@@ -61,6 +65,7 @@ class Clients:
             cfn=factory.client("cloudformation", region=home),
             s3=lambda region: factory.client("s3", region=region),
             cloudwatch=cloudwatch,
+            events=EventQueue.for_config(lambda: factory.client("sqs", region=home), config),
         )
 
 
