@@ -80,7 +80,8 @@ def wait_until(
 class Woke(str, Enum):
     """Why `listen` returned."""
 
-    QUIET = "quiet"  # the time was up, or nothing heard ends the wait
+    QUIET = "quiet"  # the time was up, or nothing was heard of the awaited operation
+    HEARD = "heard"  # the operation's events came, none ends the wait: the source works
     EVENT = "event"  # an event says the wait may be over: read to confirm
     GONE = "gone"  # the event source is unusable from now on: poll as wait_until does
 
@@ -99,7 +100,8 @@ def wait_by_event(
     """Listen until an event says the wait may be over, then confirm it with `probe`.
 
     No probe runs until an event asks for one, or `settings.safety_poll_seconds` passed without
-    one (a lost or late event), or the timeout is reached (the last chance before giving up). A
+    a word of the operation (a lost or late event; hearing its other events shows the source
+    works, so the safety read moves on), or the timeout is reached (the last chance). A
     probe that disagrees with an event (AWS's read can lag its event) is repeated with the
     backoff of `wait_until` until it agrees. When `listen` reports the source gone, the wait
     goes on exactly as `wait_until` would: read now, then back off.
@@ -124,7 +126,9 @@ def wait_by_event(
             sleep(next_read - now)
             continue
         woke = listen(next_read - now)
-        if woke is not Woke.QUIET:
+        if woke is Woke.HEARD and backoff is None:
+            next_read = min(clock() + settings.safety_poll_seconds, deadline)
+        elif woke in (Woke.EVENT, Woke.GONE):
             next_read = clock()
             backoff = backoff or intervals(settings)
             listening = woke is Woke.EVENT

@@ -198,5 +198,7 @@ class Listener:
                 return Woke.GONE
         if self.heard != before:
             self.on_progress(self.heard)
-        return Woke.EVENT if ends_wait(mine, self.who.operation_id) else Woke.QUIET
+        if ends_wait(mine, self.who.operation_id):
+            return Woke.EVENT
+        return Woke.HEARD if mine else Woke.QUIET
 

@@ -577,9 +577,9 @@ def attach(
     """
     log = log if log is not None else RolloutLog()
     runner = _Rollout(_EMPTY, config, clients, reporter or SilentReporter(), sleep, clock, log)
-    if clients.events is not None:
-        # Before anything is started: a queue that is missing is said now (or, with
-        # stackset.wait.mode: events, refused now), not in the middle of a rollout.
+    if clients.events is not None and clients.events.mode == "events":
+        # The queue is required: a missing one is refused before anything is started. (In mode
+        # auto it is looked up by the first wait, so a deploy that waits on nothing never asks.)
         clients.events.ready(runner.reporter.step)
     ids = runner.read(_running_if_any, clients.cfn, config.stackset.name, config.stackset.call_as)
     outcomes = []

@@ -116,6 +116,14 @@ def test_without_events_a_safety_read_comes_every_interval() -> None:
     assert script.reads == [60, 120, 180]
 
 
+def test_hearing_the_operation_moves_the_safety_read_on() -> None:
+    # Events of the operation show the source works: the safety read waits for a silence.
+    clock = FakeClock(start=0)
+    script = Script(clock, events={30: Woke.HEARD, 70: Woke.HEARD, 100: Woke.EVENT}, done_at=100)
+    assert run(script, clock) == 100
+    assert script.reads == [100]
+
+
 def test_a_read_that_disagrees_with_the_event_is_repeated_with_backoff() -> None:
     # AWS's read can lag its event: the confirmation is retried at 2, 4, 8 s, not after 60 s.
     clock = FakeClock(start=0)
