@@ -268,3 +268,42 @@ def _notes(ds: Sequence[float], configured: object, model: DeliveryModel, ours: 
         f"about {5 * ours.median_delay:.0f} s spent after operations had finished with replctl's backoff, "
         f"{5 * base.median_delay:.0f} s with a 30-second poll, {5 * events.median_delay:.0f} s by event.",
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.wait_latency [--update BENCHMARKS.md]`: this section only (fake clock, about a second)."""
+    import argparse
+    import sys
+    import time
+    from datetime import datetime, timezone
+
+    from bench.api_calls import splice
+    from bench.env import use_fake_aws
+    from bench.machine import git_revision
+    from bench.stats import fmt_seconds
+
+    parser = argparse.ArgumentParser(prog="python -m bench.wait_latency", description=main.__doc__)
+    parser.add_argument("--update", type=Path, metavar="BENCHMARKS.md",
+                        help="replace this section (and its Summary and Budgets rows) in that file")
+    args = parser.parse_args(argv)
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    use_fake_aws()
+    start = time.perf_counter()
+    section = run(repo)
+    section.seconds = time.perf_counter() - start
+    for b in section.budgets:
+        print(f"{'ok' if b.ok else 'BROKEN'}: {b.name}: measured {b.actual}, limit {b.limit}", file=sys.stderr)
+    if args.update:
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        refreshed = (f"Measured again on {date} at {git_revision(repo)} by `python -m bench.wait_latency --update "
+                     f"BENCHMARKS.md` (section wall time {fmt_seconds(section.seconds)}; fake clock, so the "
+                     "machine does not matter); the other sections are from the run named at the top.")
+        args.update.write_text(splice(args.update.read_text(), section, refreshed, prefix="wait"))
+        print(f"updated section 3 of {args.update}", file=sys.stderr)
+    return 0 if section.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
