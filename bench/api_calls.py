@@ -206,8 +206,12 @@ def run(repo: Path, workdir: Path) -> Section:
         "section stopped at the first upload with 403.")
     section.notes.append(
         "moto runs every StackSet operation instantly, so each wait is one DescribeStackSetOperation + one "
-        "ListStackSetOperationResults; against AWS the polls per operation follow section 3. Wall times "
+        "ListStackSetOperationResults; against AWS the reads per operation follow section 3. Wall times "
         "include the in-process emulator and cfn-lint (once per process).")
+    section.notes.append(
+        "sqs:GetQueueUrl: a deploy that waits looks for the StackSet event queue once, at its first wait; this "
+        "estate has no administration bootstrap, so it is not there and the waits poll (section 3 measures "
+        "waiting by event). A deploy that waits on nothing never looks.")
     return section
 
 
