@@ -713,6 +713,9 @@ class FakeStackSets:
                     for i, key in enumerate(op.targets)}
             for key, (result, reason) in op.results.items():
                 if last["results"].get(key) != result:
+                    if result in ("SUCCEEDED", "FAILED") and last["results"].get(key) in (None, "PENDING"):
+                        # It ran in between (the clock jumped past its start): AWS said so then.
+                        batch.append((min(slot[key][0], now), 1, self._instance_event(op, key, "RUNNING", None)))
                     last["results"][key] = result
                     at = slot[key][0] if result in ("PENDING", "RUNNING") else slot[key][1]
                     batch.append((min(at, now), 1, self._instance_event(op, key, result, reason)))
@@ -749,7 +752,10 @@ class FakeStackSets:
             "stack-set-arn": self.stack_set_arn(),
             "stack-id": f"arn:aws:cloudformation:{region}:{account}:stack/StackSet-{NAME}-fake/{op.id}",
             "action": op.action,
-            "status-details": {"status": inst.status if inst else "OUTDATED", "status-reason": reason or "",
+            # An instance an operation has not finished with is OUTDATED (StackInstanceSummary.Status:
+            # "OUTDATED: The stack isn't currently up to date with the stack set").
+            "status-details": {"status": inst.status if inst and result not in ("PENDING", "RUNNING") else "OUTDATED",
+                               "status-reason": reason or "",
                                "detailed-status": result}})
 
     def next_change(self) -> float:
