@@ -252,7 +252,8 @@ class StackSetEmulation:
         stacks = {(s["Account"], s["Region"]): s.get("StackId", "")
                   for page in plain.get_paginator("list_stack_instances").paginate(StackSetName=name)
                   for s in page.get("Summaries", [])}
-        action = "CREATE" if api == "CreateStackInstances" else "UPDATE"
+        # The instance event's action: "CREATE | UPDATE | DELETE | DETECT_DRIFT".
+        action = {"CreateStackInstances": "CREATE", "DeleteStackInstances": "DELETE"}.get(api, "UPDATE")
         entries = [stackset_operation_entry(arn, operation_id, "RUNNING")]
         for key in state["targets"]:
             st = states.get(key, CURRENT)
