@@ -286,6 +286,18 @@ def test_the_mode_is_read_from_the_estate_file(tmp_path: Path) -> None:
     assert config.stackset.event_queue_name == f"{NAME}-events"
 
 
+def test_a_stack_set_name_too_long_for_its_queue_is_refused_in_mode_events_and_polled_in_auto(tmp_path: Path) -> None:
+    from replctl.errors import ConfigError
+
+    long_name = "r" * 74
+    text = CONFIG.replace("name: replctl-replication", f"name: {long_name}")
+    with pytest.raises(ConfigError, match="events needs a stack set name of at most 73 characters"):
+        load_config(write_estate(tmp_path, config=text.replace("    timeout_seconds: 600\n",
+                                                                 "    timeout_seconds: 600\n    mode: events\n")))
+    config = load_config(write_estate(tmp_path, config=text))
+    assert config.stackset.event_queue_name is None  # auto: the waits poll, saying why once
+
+
 # --------------------------------------------------------------------------- failures read the same
 
 
