@@ -206,8 +206,12 @@ def run(repo: Path, workdir: Path) -> Section:
         "section stopped at the first upload with 403.")
     section.notes.append(
         "moto runs every StackSet operation instantly, so each wait is one DescribeStackSetOperation + one "
-        "ListStackSetOperationResults; against AWS the polls per operation follow section 3. Wall times "
+        "ListStackSetOperationResults; against AWS the reads per operation follow section 3. Wall times "
         "include the in-process emulator and cfn-lint (once per process).")
+    section.notes.append(
+        "sqs:GetQueueUrl: a deploy that waits looks for the StackSet event queue once, at its first wait; this "
+        "estate has no administration bootstrap, so it is not there and the waits poll (section 3 measures "
+        "waiting by event). A deploy that waits on nothing never looks.")
     return section
 
 
@@ -220,7 +224,7 @@ def _mutating(op: str) -> bool:
 # --------------------------------------------------------------------------- refreshing this section alone
 
 
-def splice(markdown: str, section: Section, refreshed: str) -> str:
+def splice(markdown: str, section: Section, refreshed: str, prefix: str = "api") -> str:
     """BENCHMARKS.md with this section, and its rows of the Summary and Budgets tables, replaced.
 
     The other sections keep the numbers of the full run that wrote the file; the section says
@@ -237,16 +241,16 @@ def splice(markdown: str, section: Section, refreshed: str) -> str:
         body += [markdown_table(table), ""]
     body += [f"- {note}" for note in section.notes] + [""]
     lines[start:end] = body
-    _replace_rows(lines, "## Summary", [f"| {f} | {v} |" for f, v in section.headline])
+    _replace_rows(lines, "## Summary", [f"| {f} | {v} |" for f, v in section.headline], prefix)
     _replace_rows(lines, "## Budgets", [f"| {b.name} | {b.limit} | {b.actual} | {'yes' if b.ok else '**NO**'} |"
-                                        for b in section.budgets])
+                                        for b in section.budgets], prefix)
     return "\n".join(lines)
 
 
-def _replace_rows(lines: list[str], heading: str, rows: list[str]) -> None:
-    """Put `rows` where the table under `heading` had its `api:` rows."""
+def _replace_rows(lines: list[str], heading: str, rows: list[str], prefix: str = "api") -> None:
+    """Put `rows` where the table under `heading` had its `<prefix>:` rows (the section's own)."""
     start = lines.index(heading)
-    mine = [i for i in range(start, len(lines)) if lines[i].startswith("| api: ")
+    mine = [i for i in range(start, len(lines)) if lines[i].startswith(f"| {prefix}: ")
             and all(not lines[j].startswith("## ") for j in range(start + 1, i))]
     at = mine[0] if mine else next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|---")) + 1
     for i in reversed(mine):

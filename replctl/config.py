@@ -96,13 +96,21 @@ class OperationPreferences:
         return prefs
 
 
+#: How replctl waits on a StackSet operation: by the bootstrap's event queue when it is there
+#: (auto), always by it (events: a missing queue is an error), or by polling only (poll).
+WAIT_MODES = ("auto", "events", "poll")
+
+
 @dataclass(frozen=True)
 class WaitSettings:
-    """How replctl polls long-running operations (backoff from initial to max)."""
+    """How replctl waits on long-running operations: by event, or polling with backoff from initial to max."""
 
     initial_interval_seconds: float = 2.0
     max_interval_seconds: float = 20.0
     timeout_seconds: float = 3600.0
+    mode: str = "auto"
+    #: Waiting by event, one read of the operation this often even without an event (a lost or late event).
+    safety_poll_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,16 @@ class StackSetSettings:
 
     def administration_role_arn(self, admin_account_id: str) -> str:
         return f"arn:aws:iam::{admin_account_id}:role/{self.administration_role_name}"
+
+    @property
+    def event_queue_name(self) -> str | None:
+        """The SQS queue cfn/stackset-administration-role.yaml routes this stack set's events to.
+
+        None when the name cannot be one: a queue name has at most 80 characters (SQS API
+        reference, CreateQueue QueueName), so the stack set's name at most 73.
+        """
+        name = f"{self.name}-events"
+        return name if len(name) <= 80 else None
 
 
 @dataclass(frozen=True)
@@ -633,6 +651,9 @@ def _stackset(c: _Checker, node: yaml.Node, path: str, config_path: Path) -> Sta
                                                        f"{path}.operation_preferences")
     if "wait" in keys:
         values["wait"] = _wait(c, val("wait"), f"{path}.wait")
+        if values["wait"] is not None and values["wait"].mode == "events" and len(values.get("name") or "") > 73:
+            c.add(val("wait"), f"{path}.wait.mode", "events needs a stack set name of at most 73 characters "
+                  "(its queue is <name>-events, and an SQS queue name has at most 80); use auto or poll")
     if len(c.problems) > before or any(v is None for v in values.values()):
         return None
     if any(k not in values for k in _STACKSET_REQUIRED):
@@ -697,11 +718,19 @@ def _strict_concurrency(c: _Checker, keys: dict[str, Any], path: str, prefs: Ope
 
 
 def _wait(c: _Checker, node: yaml.Node, path: str) -> WaitSettings | None:
-    keys = c.mapping(node, path, (), ("initial_interval_seconds", "max_interval_seconds", "timeout_seconds"))
+    keys = c.mapping(node, path, (), ("initial_interval_seconds", "max_interval_seconds", "timeout_seconds",
+                                      "mode", "safety_poll_seconds"))
     if keys is None:
         return None
     before = len(c.problems)
-    v = {k: c.number(keys[k][1], f"{path}.{k}", minimum=0.01) for k in keys}
+    v: dict[str, Any] = {k: c.number(keys[k][1], f"{path}.{k}", minimum=0.01) for k in keys
+                         if k not in ("mode", "safety_poll_seconds")}
+    if "mode" in keys:
+        v["mode"] = c.choice(keys["mode"][1], f"{path}.mode", WAIT_MODES)
+    if "safety_poll_seconds" in keys:
+        # SQS long polls in whole seconds (ReceiveMessage WaitTimeSeconds), so a shorter safety
+        # interval would only turn the event path into polling.
+        v["safety_poll_seconds"] = c.number(keys["safety_poll_seconds"][1], f"{path}.safety_poll_seconds", minimum=1)
     if len(c.problems) > before:
         return None
     w = WaitSettings(**v)

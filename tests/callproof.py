@@ -363,6 +363,15 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], list[Spec]]] = {
     ("lambda", "GetFunctionConfiguration"): lambda c: [("lambda:GetFunctionConfiguration", _function(c), {})],
     ("lambda", "GetFunction"): lambda c: [("lambda:GetFunction", _function(c), {}), ("lambda:ListTags", _function(c), {})],
     ("sqs", "GetQueueAttributes"): lambda c: [("sqs:GetQueueAttributes", _queue(c), {})],
+    # The event queue replctl waits on. "You cannot set permissions explicitly for ...
+    # DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead, setting permissions for ...
+    # DeleteMessage, or ChangeMessageVisibility sets permissions for the corresponding batch versions"
+    # (SQS Developer Guide, "Amazon SQS batch actions").
+    ("sqs", "GetQueueUrl"): lambda c: [("sqs:GetQueueUrl", f"arn:aws:sqs:{c.region}:"
+                                        f"{c.params.get('QueueOwnerAWSAccountId', c.account)}:{c.params['QueueName']}", {})],
+    ("sqs", "ReceiveMessage"): lambda c: [("sqs:ReceiveMessage", _queue(c), {})],
+    ("sqs", "DeleteMessageBatch"): lambda c: [("sqs:DeleteMessage", _queue(c), {})],
+    ("sqs", "ChangeMessageVisibilityBatch"): lambda c: [("sqs:ChangeMessageVisibility", _queue(c), {})],
     ("ssm", "DescribeParameters"): lambda c: [("ssm:DescribeParameters", "*", {})],
     ("ssm", "GetParameter"): lambda c: [("ssm:GetParameter", _parameter(c, c.params["Name"]), {})],
     ("ssm", "GetParameters"): lambda c: [("ssm:GetParameters", _parameter(c, n), {}) for n in c.params["Names"]],

@@ -51,9 +51,13 @@ class Clients:
     # (service, account, region) -> a client as the observer role: planning looks for data a
     # destroy retained where instances are to be created. None: not looked for (fakes without it).
     observer: Callable[[str, str, str], Any] | None = None
+    #: Where waits listen for StackSet events (a `replctl.deploy.queue.EventQueue`); None: poll only.
+    events: Any = None
 
     @classmethod
     def from_factory(cls, factory: Any, config: Config) -> Clients:
+        from replctl.deploy.queue import EventQueue  # the queue is looked up only when a wait needs it
+
         home = config.stackset.home_region
 
         def observer(service: str, account: str, region: str) -> Any:
@@ -65,6 +69,7 @@ class Clients:
             s3=lambda region: factory.client("s3", region=region),
             cloudwatch=lambda account, region: observer("cloudwatch", account, region),
             observer=observer,
+            events=EventQueue.for_config(lambda: factory.client("sqs", region=home), config),
         )
 
 

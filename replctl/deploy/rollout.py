@@ -3,9 +3,13 @@
 `apply` dispatches each step with `match`. Every StackSets call carries `CallAs` from
 `stackset.call_as` (a delegated administrator that leaves it out is told the stack set does not
 exist). A StackSet operation is started with an explicit `OperationId` (AWS uses it as an
-idempotency token, so a retried call never starts a second operation) and waited on with
-backoff (`waiting.wait_until`, intervals from `stackset.wait`), reporting each account/region's
-result from ListStackSetOperationResults as it changes. After a wave's steps, every instance of the environment must be CURRENT with
+idempotency token, so a retried call never starts a second operation) and waited on: by its
+events where the bootstrap's event queue is there (`waiting.wait_by_event` with a
+`queue.Listener`: CloudFormation's terminal event wakes the wait, one DescribeStackSetOperation
+and its results confirm it, instance events drive the per-account progress, and a safety read
+every `stackset.wait.safety_poll_seconds` covers a lost event), otherwise with backoff
+(`waiting.wait_until`, intervals from `stackset.wait`), reporting each account/region's result
+from ListStackSetOperationResults as it changes. After a wave's steps, every instance of the environment must be CURRENT with
 detailed status SUCCEEDED, then the environment's gate runs (optional bake time, then none of
 its alarms — `<ResourcePrefix>-<env>-*`, read through the observer role — may be in ALARM).
 Only then does the next wave start. A failure raises `DeployError` naming each failed
@@ -51,7 +55,9 @@ from replctl.deploy.model import (
 )
 from replctl.deploy.observe import instance_state, list_instances, running_operations
 from replctl.statuses import OperationStatus, ResultStatus, parse
-from replctl.waiting import Poll, intervals, wait_until
+from replctl.deploy.events import Heard, Waiting, shown
+from replctl.deploy.queue import Listener
+from replctl.waiting import Poll, intervals, wait_by_event, wait_until
 
 #: What every stack set call acknowledges: the template creates named IAM roles.
 CAPABILITIES = ("CAPABILITY_NAMED_IAM",)
@@ -392,7 +398,7 @@ class _Rollout:
                     break
                 raise _rejected(f"{env}: {action}", exc) from exc
         self.reporter.started(env, action, op_id, total)
-        outcome = self.wait(env, action, op_id)
+        outcome = self.wait(env, action, op_id, _keys(kwargs))
         if not outcome.status.ok:
             raise operation_failed(outcome)
 
@@ -401,37 +407,61 @@ class _Rollout:
             self.reporter.started(env, "running operation", op_id, 0)
             self.wait(env, "running operation", op_id)
 
-    def wait(self, env: str, action: str, op_id: str) -> OperationOutcome:
-        """Poll DescribeStackSetOperation (with per-instance results) until it finishes."""
-
-        def probe() -> Poll[OperationOutcome]:
-            try:
-                op = self.cfn.describe_stack_set_operation(StackSetName=self.name, OperationId=op_id,
-                                                           CallAs=self.call_as)["StackSetOperation"]
-            except Exception as exc:
-                if error_code(exc) == "OperationNotFoundException":  # eventually consistent right after start
-                    return Poll(False, OperationOutcome(env, action, op_id, OperationStatus.QUEUED))
-                if is_transient(exc):
-                    raise
-                raise _rejected(f"{env}: DescribeStackSetOperation {op_id}", exc) from exc
-            status = parse(OperationStatus, op["Status"])
-            results = self.results(op_id)
-            outcome = OperationOutcome(env, action, op_id, status, results, op.get("StatusReason"))
-            self.reporter.progress(op_id, status, results)
-            return Poll(status.finished, outcome)
-
-        outcome = wait_until(
-            probe,
-            settings=self.config.stackset.wait,
-            what=f"{env}: {action} (operation {op_id} on stack set {self.name})",
-            sleep=self.sleep,
-            clock=self.clock,
+    def wait(self, env: str, action: str, op_id: str,
+             targets: Sequence[tuple[str, str]] | None = None) -> OperationOutcome:
+        """Wait for the operation to finish: by its events when the event queue is there, else by
+        polling; either way the outcome is what DescribeStackSetOperation and its results say.
+        `targets` (account, region) attribute instance events to it; None takes every one."""
+        listener = self.listener(op_id, targets)
+        what = f"{env}: {action} (operation {op_id} on stack set {self.name})"
+        kwargs: dict[str, Any] = dict(
+            settings=self.config.stackset.wait, what=what, sleep=self.sleep, clock=self.clock,
             on_transient=lambda exc: self.reporter.step(f"{env}: throttled while polling ({error_code(exc)}); backing off"),
             hint="the operation keeps running in AWS; re-run replctl deploy to wait for it and carry on",
         )
+        if listener is None:
+            outcome = wait_until(lambda: self.probe(env, action, op_id, every=True), **kwargs)
+        else:
+            outcome = wait_by_event(listener.listen, lambda: self.probe(env, action, op_id, every=False), **kwargs)
+            self.clients.events.finished.add(op_id)
         self.log.operations.append(outcome)
         self.reporter.finished(outcome)
         return outcome
+
+    def probe(self, env: str, action: str, op_id: str, *, every: bool) -> Poll[OperationOutcome]:
+        """One read of the operation. Polling (`every`) reads its results each time for the progress
+        display; waiting by event, a read that finds it still running needs no results (the events
+        show progress), so confirming a finished operation costs one Describe and its result pages."""
+        try:
+            op = self.cfn.describe_stack_set_operation(StackSetName=self.name, OperationId=op_id,
+                                                       CallAs=self.call_as)["StackSetOperation"]
+        except Exception as exc:
+            if error_code(exc) == "OperationNotFoundException":  # eventually consistent right after start
+                return Poll(False, OperationOutcome(env, action, op_id, OperationStatus.QUEUED))
+            if is_transient(exc):
+                raise
+            raise _rejected(f"{env}: DescribeStackSetOperation {op_id}", exc) from exc
+        status = parse(OperationStatus, op["Status"])
+        if not (every or status.finished):
+            return Poll(False, OperationOutcome(env, action, op_id, status))
+        results = self.results(op_id)
+        outcome = OperationOutcome(env, action, op_id, status, results, op.get("StatusReason"))
+        self.reporter.progress(op_id, status, results)
+        return Poll(status.finished, outcome)
+
+    def listener(self, op_id: str, targets: Sequence[tuple[str, str]] | None) -> Listener | None:
+        """This wait's listener on the event queue, or None to poll (no queue, or stackset.wait.mode: poll)."""
+        queue = self.clients.events
+        if queue is None or not queue.ready(self.reporter.step):
+            return None
+        who = Waiting(self.name, op_id, frozenset(targets) if targets else None, frozenset(queue.finished))
+
+        def show(h: Heard) -> None:
+            status, rows = shown(h, targets)
+            self.reporter.progress(op_id, status, [InstanceResult(*row) for row in rows])
+
+        return queue.listener(who, on_progress=show, say=self.reporter.step, sleep=self.sleep,
+                              settings=self.config.stackset.wait)
 
     def results(self, op_id: str) -> tuple[InstanceResult, ...]:
         out: list[InstanceResult] = []
@@ -509,6 +539,12 @@ def _alarms_in_alarm(cw: Any, prefix: str) -> list[dict[str, Any]]:
     return describe_alarms(cw, prefix, state="ALARM")
 
 
+def _keys(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (account, region) instances a StackSet call names."""
+    accounts = kwargs.get("Accounts") or kwargs.get("DeploymentTargets", {}).get("Accounts") or []
+    return [(a, r) for a in accounts for r in kwargs.get("Regions", [])]
+
+
 def _running_if_any(cfn: Any, name: str, call_as: str) -> tuple[str, ...]:
     try:
         return running_operations(cfn, name, call_as=call_as)
@@ -574,6 +610,10 @@ def attach(
     """
     log = log if log is not None else RolloutLog()
     runner = _Rollout(_EMPTY, config, clients, reporter or SilentReporter(), sleep, clock, log)
+    if clients.events is not None and clients.events.mode == "events":
+        # The queue is required: a missing one is refused before anything is started. (In mode
+        # auto it is looked up by the first wait, so a deploy that waits on nothing never asks.)
+        clients.events.ready(runner.reporter.step)
     ids = runner.read(_running_if_any, clients.cfn, config.stackset.name, config.stackset.call_as)
     outcomes = []
     for op_id in ids:

@@ -1,6 +1,7 @@
 """Bootstrap the sandbox's accounts the way an operator bootstraps real ones.
 
-The admin account gets `cfn/stackset-administration-role.yaml`, each target account
+The admin account gets `cfn/stackset-administration-role.yaml` (the administration role, and the
+event queue with its rule that `deploy` waits on), each target account
 `cfn/stackset-execution-role.yaml` — the same templates a real estate is bootstrapped with,
 deployed as ordinary stacks — and the artifact bucket is created in each region. The emulator
 is also told not to look for Docker (functions run in-process through `sandbox invoke`).
@@ -92,7 +93,8 @@ def bootstrap(config: Config, endpoint: str, *, log: Callable[[str], None] = lam
         "account": config.admin.account_id,
         "stack": _deploy(cfn, ADMIN_STACK, ADMIN_ROLE_TEMPLATE, bootstrap_parameters(config, ADMIN_ROLE_TEMPLATE)),
     }
-    log(f"admin {config.admin.account_id}: StackSet administration role {summary['admin']['stack']}")
+    log(f"admin {config.admin.account_id}: StackSet administration role and event queue "
+        f"{config.stackset.event_queue_name} {summary['admin']['stack']}")
     sts = session.client("sts", endpoint_url=endpoint)
     exec_params = bootstrap_parameters(config, EXECUTION_ROLE_TEMPLATE)
     for env in config.environments:

@@ -29,6 +29,10 @@ StackSet behaviour, emulated through botocore hooks on the admin CloudFormation 
   become CURRENT (or OUTDATED/FAILED with the stack update's error). moto says CURRENT always,
   so the sandbox keeps its own record (`StatusBook`, a file in the sandbox's state folder) and
   corrects ListStackInstances and DescribeStackInstance;
+- the StackSet events CloudFormation publishes in the administration account (operation and
+  instance status changes; moto publishes none), put on the admin account's default bus when an
+  emulated operation completes, so the bootstrap's rule delivers them to the event queue and
+  `deploy` waits by event in the sandbox as on AWS;
 - after a stack is created or updated, the properties and types moto's CloudFormation skips are
   applied through the service APIs (`skipped.complete_skipped_resources`): bucket versioning,
   encryption, public access block, ownership controls and replication rules; table point-in-time

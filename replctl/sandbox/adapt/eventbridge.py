@@ -91,6 +91,36 @@ def stack_status_entry(stack_id: str, status: str, reason: str | None) -> dict[s
                                   "client-request-token": ""})}
 
 
+def stackset_operation_entry(stack_set_arn: str, operation_id: str, status: str) -> dict[str, Any]:
+    """The "CloudFormation StackSet Operation Status Change" event CloudFormation publishes.
+
+    Detail `stack-set-arn`, `stack-set-operation-id`, `status-details.status` (RUNNING | SUCCEEDED |
+    FAILED | STOPPING | STOPPED | QUEUED) — CloudFormation User Guide,
+    event-detail-stackset-operation-status-change.html; its example's `resources` is the stack set's
+    ARN. moto publishes none.
+    """
+    return {"Source": "aws.cloudformation", "DetailType": "CloudFormation StackSet Operation Status Change",
+            "EventBusName": "default", "Resources": [stack_set_arn],
+            "Detail": json.dumps({"stack-set-arn": stack_set_arn, "stack-set-operation-id": operation_id,
+                                  "status-details": {"status": status}})}
+
+
+def stackset_instance_entry(stack_set_arn: str, stack_id: str, action: str, status: str, detailed: str,
+                            reason: str | None) -> dict[str, Any]:
+    """The "CloudFormation StackSet StackInstance Status Change" event CloudFormation publishes.
+
+    Detail `stack-set-arn`, `stack-id`, `action` (CREATE | UPDATE | DELETE | DETECT_DRIFT),
+    `status-details.status` (CURRENT | OUTDATED | INOPERABLE), `status-reason`, `detailed-status` —
+    CloudFormation User Guide, event-detail-stackset-stack-instance-status-change.html. moto
+    publishes none.
+    """
+    return {"Source": "aws.cloudformation", "DetailType": "CloudFormation StackSet StackInstance Status Change",
+            "EventBusName": "default", "Resources": [stack_set_arn],
+            "Detail": json.dumps({"stack-set-arn": stack_set_arn, "stack-id": stack_id, "action": action,
+                                  "status-details": {"status": status, "status-reason": reason or "",
+                                                     "detailed-status": detailed}})}
+
+
 @dataclass
 class _Installed:
     enqueue: Callable[[Any], None]

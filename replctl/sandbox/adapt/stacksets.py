@@ -3,10 +3,13 @@
 moto 5.2 keeps StackSet metadata only: it never updates a deployed stack, always reports every
 instance CURRENT, replaces (does not merge) the stack set's parameters with an instance's
 overrides, and an UpdateStackSet naming instances overwrites their overrides with the stack
-set's parameters. The hooks below make the admin CloudFormation client answer as AWS does, each
-rule quoting the AWS CloudFormation API reference sentence it follows; the emulation's own
-calls go through a plain client outside the factory, so replctl's call accounting never sees
-them. tests/functional/sandbox/test_stacksets.py has a test per rule.
+set's parameters; and it publishes none of CloudFormation's StackSet events. The hooks below make
+the admin CloudFormation client answer as AWS does, each rule quoting the AWS CloudFormation API
+reference sentence it follows, and publish the operation and instance status events an operation
+causes (`announce`), which the bootstrap's rule routes to the event queue replctl waits on. The
+emulation's own calls go through plain clients outside the factory, so replctl's call accounting
+never sees them. tests/functional/sandbox/test_stacksets.py has a test per rule, and
+test_stackset_events.py tests the events.
 """
 
 from __future__ import annotations
@@ -115,12 +118,15 @@ class StackSetEmulation:
     """botocore hooks that make moto's StackSets answer like AWS's for the calls replctl makes."""
 
     def __init__(self, session_for_account: Callable[[str, str], Any], plain_client: Callable[[Any], Any],
-                 book: StatusBook | None = None, log: Callable[[str], None] | None = None):
+                 book: StatusBook | None = None, log: Callable[[str], None] | None = None,
+                 events_client: Callable[[Any], Any] | None = None):
         self._session_for = session_for_account
         self._plain_for = plain_client  # the admin client -> an unhooked client to the same endpoint
         self.book = book or StatusBook()
         self._log = log or (lambda _m: None)
         self._lock = threading.RLock()
+        # The admin client -> an EventBridge client of the admin account (None: publish no events).
+        self._events_for = events_client
 
     def install(self, cfn_client: Any) -> None:
         events = cfn_client.meta.events
@@ -129,7 +135,7 @@ class StackSetEmulation:
             events.register(f"provide-client-params.cloudformation.{op}", self._before(plain))
             events.register(f"after-call.cloudformation.{op}", self._after(plain))
         events.register("provide-client-params.cloudformation.DeleteStackInstances", self._before_delete(plain))
-        events.register("after-call.cloudformation.DeleteStackInstances", self._after_delete)
+        events.register("after-call.cloudformation.DeleteStackInstances", self._after_delete(plain))
         events.register("after-call.cloudformation.ListStackInstances", self._correct_listing)
         events.register("after-call.cloudformation.DescribeStackInstance", self._correct_instance)
 
@@ -173,11 +179,13 @@ class StackSetEmulation:
             if state is None or parsed.get("Error") or "OperationId" not in parsed:
                 return
             with self._lock:
-                self._complete(plain, model.name, state)
+                states = self._complete(plain, model.name, state)
+                if self._events_for is not None:
+                    self.announce(plain, self._events_for(plain), model.name, state, parsed["OperationId"], states)
 
         return hook
 
-    def _complete(self, plain: Any, op: str, state: dict[str, Any]) -> None:
+    def _complete(self, plain: Any, op: str, state: dict[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
         request, targets = state["request"], state["targets"]
         name = request["StackSetName"]
         ss = plain.describe_stack_set(StackSetName=name)["StackSet"]
@@ -208,6 +216,7 @@ class StackSetEmulation:
             states[(account, region)] = CURRENT if failure is None else {
                 "Status": "OUTDATED", "DetailedStatus": "FAILED", "StatusReason": failure}
         self.book.record(ss["StackSetId"], states)
+        return states
 
     def reconcile(self, stack_set: str, account: str, region: str, template_body: str,
                   parameters: list[dict[str, str]]) -> str | None:
@@ -251,7 +260,8 @@ class StackSetEmulation:
             except Exception:  # noqa: BLE001 - the call itself will report the missing stack set
                 return
             targets = self._targets(plain, params["StackSetName"], params)
-            context["replctl_delete"] = {"stack_set_id": ss["StackSetId"], "targets": targets,
+            context["replctl_delete"] = {"request": copy.deepcopy(params), "stack_set_id": ss["StackSetId"],
+                                         "targets": targets,
                                          "alarms": {k: self._alarms_of(params["StackSetName"], *k) for k in targets}}
 
         return hook
@@ -266,17 +276,56 @@ class StackSetEmulation:
 
         return skipped_alarm_names(session, cfn, stack, account=account, region=region)
 
-    def _after_delete(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        state = context.get("replctl_delete")
-        if state is None or parsed.get("Error") or "OperationId" not in parsed:
-            return
-        with self._lock:
-            for (account, region), names in state["alarms"].items():
-                # Deleting a stack deletes its resources (DeletionPolicy Retain aside): the alarms the
-                # sandbox created in moto's place go with it.
-                if names:
-                    self._session_for(account, region).client("cloudwatch").delete_alarms(AlarmNames=names)
-            self.book.forget(state["stack_set_id"], state["targets"])
+    def _after_delete(self, plain: Any) -> Callable[..., None]:
+        def hook(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            state = context.get("replctl_delete")
+            if state is None or parsed.get("Error") or "OperationId" not in parsed:
+                return
+            with self._lock:
+                for (account, region), names in state["alarms"].items():
+                    # Deleting a stack deletes its resources (DeletionPolicy Retain aside): the alarms
+                    # the sandbox created in moto's place go with it.
+                    if names:
+                        self._session_for(account, region).client("cloudwatch").delete_alarms(AlarmNames=names)
+                self.book.forget(state["stack_set_id"], state["targets"])
+                if self._events_for is not None:
+                    # A delete is an operation like any other: its events reach the waiting queue.
+                    self.announce(plain, self._events_for(plain), "DeleteStackInstances", state,
+                                  parsed["OperationId"], {})
+
+        return hook
+
+    # -- the events CloudFormation would publish ------------------------------------------------------
+
+    def announce(self, plain: Any, events: Any, api: str, state: dict[str, Any], operation_id: str,
+                 states: dict[tuple[str, str], dict[str, str]]) -> None:
+        """Publish the operation's StackSet events, as CloudFormation does in the administration
+        account when an operation and its instances change status (CloudFormation User Guide,
+        event-detail-stackset-operation-status-change.html and
+        event-detail-stackset-stack-instance-status-change.html), so replctl's waits in the sandbox
+        go by event as they do on AWS. moto's operations finish within the call, so every change is
+        published at once, in the order AWS makes them: the operation RUNNING, each target
+        instance's result, the operation's final status (what DescribeStackSetOperation says)."""
+        from replctl.sandbox.adapt.eventbridge import stackset_instance_entry, stackset_operation_entry
+
+        name = state["request"]["StackSetName"]
+        ss = plain.describe_stack_set(StackSetName=name)["StackSet"]
+        arn = ss.get("StackSetARN") or f"arn:aws:cloudformation:{plain.meta.region_name}:{ss['StackSetId']}"
+        final = plain.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)["StackSetOperation"]
+        stacks = {(s["Account"], s["Region"]): s.get("StackId", "")
+                  for page in plain.get_paginator("list_stack_instances").paginate(StackSetName=name)
+                  for s in page.get("Summaries", [])}
+        # The instance event's action: "CREATE | UPDATE | DELETE | DETECT_DRIFT".
+        action = {"CreateStackInstances": "CREATE", "DeleteStackInstances": "DELETE"}.get(api, "UPDATE")
+        entries = [stackset_operation_entry(arn, operation_id, "RUNNING")]
+        for key in state["targets"]:
+            st = states.get(key, CURRENT)
+            stack_id = stacks.get(key) or f"arn:aws:cloudformation:{key[1]}:{key[0]}:stack/StackSet-{name}/{operation_id}"
+            entries.append(stackset_instance_entry(arn, stack_id, action, st["Status"],
+                                                   st["DetailedStatus"], st.get("StatusReason")))
+        entries.append(stackset_operation_entry(arn, operation_id, final["Status"]))
+        for i in range(0, len(entries), 10):  # PutEvents takes at most 10 entries
+            events.put_events(Entries=entries[i:i + 10])
 
     # -- what replctl reads ----------------------------------------------------------------------
 
@@ -352,10 +401,14 @@ def install_stackset_emulation(factory: Any, execution_role_name: str, log: Call
         return factory.base_session().client("cloudformation", region_name=client.meta.region_name,
                                              endpoint_url=client.meta.endpoint_url)
 
+    def events(client: Any) -> Any:
+        return factory.base_session().client("events", region_name=client.meta.region_name,
+                                             endpoint_url=client.meta.endpoint_url)
+
     emulation = StackSetEmulation(
         lambda account, region: AccountClients(
             factory, account, region, f"arn:aws:iam::{account}:role/{execution_role_name}"),
-        plain, book or StatusBook.for_sandbox(), log)
+        plain, book or StatusBook.for_sandbox(), log, events)
 
     def hook(service: str, account: str | None, client: Any) -> None:
         if service == "cloudformation" and account is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from replctl.cli import app
+from tests.callrecord import Recording
 from tests.conftest import DEV, PROD, STAGING
 from tests.functional.sandbox.test_e2e import run, session
 
@@ -66,11 +68,20 @@ def estate_left(ep: str) -> dict[str, Any]:
     return left
 
 
-def test_destroy_keeps_the_data_then_deploy_refuses_then_delete_data_leaves_nothing(sandbox: dict[str, Any]) -> None:
+def test_destroy_keeps_the_data_then_deploy_refuses_then_delete_data_leaves_nothing(
+        sandbox: dict[str, Any], aws_calls: Recording) -> None:
     ep = sandbox["endpoint"]
     # destroy --yes: no instance, no stack set, no function; the bucket (with its object) and the table stay
+    before = len(aws_calls.cli)
     result = cli(sandbox, "-o", "json", "destroy", "--yes")
     assert result.exit_code == 0, result.output
+    # The three deletes (prod, staging, dev) were waited on by their events (each operation's
+    # messages received and consumed; without them the waits end on the safety read alone, with no
+    # DeleteMessageBatch), each read once to confirm.
+    ops = Counter(c.operation for c in aws_calls.cli[before:])
+    assert ops["DeleteStackInstances"] == 3
+    assert ops["ReceiveMessage"] >= 3 and ops["DeleteMessageBatch"] == 3
+    assert ops["DescribeStackSetOperation"] == ops["ListStackSetOperationResults"] == 3
     report = json.loads(result.stdout)
     assert report["result"] == "succeeded"
     assert {(r["kind"], r["account"]) for r in report["plan"]["retained"]} == {

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,13 @@ def test_a_template_change_rolled_out_wave_by_wave_ends_current(sandbox: dict[st
     old = "  LambdaReservedConcurrency:\n    Type: Number\n    Default: 5\n"
     assert old in text
     estate.template.write_text(text.replace(old, old.replace("Default: 5", "Default: 4")))
+    before = len(estate.calls)
     assert estate.deploy() == ["UpdateStackSet", "UpdateStackInstances", "UpdateStackInstances"]
+    # Each wave waited by event (the sandbox publishes StackSet events; the bootstrap queued them):
+    # the events were received and deleted, and each operation was read once, to confirm it.
+    ops = Counter(c.operation for c in estate.calls[before:])
+    assert ops["ReceiveMessage"] >= 3 and ops["DeleteMessageBatch"] >= 3
+    assert ops["DescribeStackSetOperation"] == ops["ListStackSetOperationResults"] == 3
     for env, account in ENVS.items():
         deployed = stack_parameters(sandbox, account)
         assert (deployed["Environment"], deployed["LambdaReservedConcurrency"]) == (env, "4")

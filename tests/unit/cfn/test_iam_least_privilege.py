@@ -357,9 +357,36 @@ def test_bootstrap_trusts():
     assert admin.body["Condition"]["StringEquals"] == {"aws:SourceAccount": ADMIN}
     (execution,) = [s for s in TRUSTS if s.template == "stackset-execution-role.yaml" and s.resource == "ExecutionRole"]
     assert execution.body["Principal"] == {"AWS": f"arn:aws:iam::{ADMIN}:role/AWSCloudFormationStackSetAdministrationRole"}
-    (assume,) = [s for s in ALLOWS if s.template == "stackset-administration-role.yaml"]
+    (assume,) = [s for s in ALLOWS if s.template == "stackset-administration-role.yaml" and s.kind == "identity"]
     assert assume.body["Action"] == "sts:AssumeRole"
     assert assume.body["Resource"] == "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole"
+
+
+def test_the_event_queue_admits_only_the_stack_sets_events_rule_and_only_over_tls():
+    rendered = cfnkit.render(cfnkit.load("stackset-administration-role.yaml"), {}, ADMIN)
+    queue = f"arn:aws:sqs:us-east-1:{ADMIN}:replctl-replication-events"
+    rule = rendered.properties("StackSetEventsRule")
+    assert rule["Targets"] == [{"Id": "replctl-waits", "Arn": queue}]
+    assert rule["EventPattern"]["detail"] == {"stack-set-arn": [
+        {"prefix": f"arn:aws:cloudformation:us-east-1:{ADMIN}:stackset/replctl-replication:"}]}
+    allow, deny = (s.body for s in STATEMENTS if s.resource == "StackSetEventsQueuePolicy")
+    assert (allow["Effect"], allow["Principal"], allow["Action"], allow["Resource"]) == (
+        "Allow", {"Service": "events.amazonaws.com"}, "sqs:SendMessage", queue)
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": f"arn:aws:events:us-east-1:{ADMIN}:rule/StackSetEventsRule"}}
+    assert (deny["Effect"], deny["Principal"], deny["Condition"]) == ("Deny", "*", {"Bool": {"aws:SecureTransport": "false"}})
+    queue_props = rendered.properties("StackSetEventsQueue")
+    assert queue_props["SqsManagedSseEnabled"] is True and queue_props["MessageRetentionPeriod"] <= 3600
+    # Off: the bootstrap is the administration role alone.
+    off = cfnkit.render(cfnkit.load("stackset-administration-role.yaml"), {"WaitByEvents": "false"}, ADMIN)
+    assert list(off.resources) == ["AdministrationRole"]
+
+
+def test_the_operator_reads_exactly_the_event_queue():
+    (grant,) = [s for s in ALLOWS if s.template == "operator-policy.yaml" and s.scenario == "admin"
+                and s.body.get("Sid") == "StackSetEventQueue"]
+    assert sorted(grant.body["Action"]) == ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl",
+                                            "sqs:ReceiveMessage"]
+    assert grant.body["Resource"] == f"arn:aws:sqs:*:{ADMIN}:replctl-replication-events"
 
 
 # -- permissions boundary and execution role --------------------------------------------------------

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +307,8 @@ class FakeStackSets:
         self.created_as_self: list[dict[str, Any]] = []  # CreateStackSet calls that missed CallAs
         self.retained_stacks: list[tuple[str, str]] = []  # instances deleted with RetainStacks true
         self._ids = itertools.count(1)
+        self.bus: FakeEventBus | None = None  # where state changes are announced (see `_announce`)
+        self._announced: dict[str, dict[str, Any]] = {}
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -360,6 +364,7 @@ class FakeStackSets:
                 op.status = "FAILED" if failed else "SUCCEEDED"
                 if failed:
                     op.reason = "The Operation failed because the failure tolerance was exceeded"
+        self._announce()
 
     def _advance_targets(self, op: Operation, now: float) -> bool:
         """Each target's result at `now` (one at a time, evenly over the duration). True once the
@@ -728,6 +733,93 @@ class FakeStackSets:
         self.stack_set = None
         return {}
 
+    # -- events ---------------------------------------------------------------------------------------
+    #
+    # CloudFormation publishes a "CloudFormation StackSet Operation Status Change" event when an
+    # operation's status changes (detail: stack-set-arn, stack-set-operation-id, status-details.status
+    # "RUNNING | SUCCEEDED | FAILED | STOPPING | STOPPED | QUEUED") and a "CloudFormation StackSet
+    # StackInstance Status Change" event when an instance's does (detail: stack-set-arn, stack-id,
+    # action, status-details.status "CURRENT | OUTDATED | INOPERABLE", status-reason, detailed-status)
+    # — CloudFormation User Guide, event-detail-stackset-operation-status-change.html and
+    # event-detail-stackset-stack-instance-status-change.html; in the administration account and the
+    # stack set's region (the pages' examples: "account": "111122223333", "region": "us-east-1", the
+    # stack set ARN in us-east-1). AWS documents no delay or order between a change and its event; the
+    # fake stamps each event with the moment of its change and leaves delay, loss, duplicates and
+    # order to the bus (`FakeEventBus`), which the test scripts.
+
+    def stack_set_arn(self) -> str:
+        name = self.stack_set["StackSetName"] if self.stack_set else NAME
+        return f"arn:aws:cloudformation:{REGION}:{ADMIN}:stackset/{name}:0a1b2c3d-fake"
+
+    def _announce(self) -> None:
+        """Publish the events of every change since the last call, each stamped with when it happened."""
+        if self.bus is None or self.stack_set is None:
+            return
+        now = self.clock()
+        batch: list[tuple[float, int, dict[str, Any]]] = []
+        for op in self.operations.values():
+            last = self._announced.setdefault(op.id, {"status": None, "results": {}})
+            n = max(len(op.targets), 1)
+            slot = {key: (op.start + op.duration * i / n, op.start + op.duration * (i + 1) / n)
+                    for i, key in enumerate(op.targets)}
+            for key, (result, reason) in op.results.items():
+                if last["results"].get(key) != result:
+                    if result in ("SUCCEEDED", "FAILED") and last["results"].get(key) in (None, "PENDING"):
+                        # It ran in between (the clock jumped past its start): AWS said so then.
+                        batch.append((min(slot[key][0], now), 1, self._instance_event(op, key, "RUNNING", None)))
+                    last["results"][key] = result
+                    at = slot[key][0] if result in ("PENDING", "RUNNING") else slot[key][1]
+                    batch.append((min(at, now), 1, self._instance_event(op, key, result, reason)))
+            if op.status != last["status"]:
+                previous, last["status"] = last["status"], op.status
+                if previous in (None, "QUEUED") and op.status not in ("QUEUED", "RUNNING"):
+                    batch.append((min(op.start, now), 0, self._operation_event(op, "RUNNING")))  # it ran first
+                batch.append((self._status_time(op, slot, now), 0 if op.status in ("QUEUED", "RUNNING") else 2,
+                              self._operation_event(op, op.status)))
+        batch.sort(key=lambda b: (b[0], b[1]))
+        if batch:
+            self.bus.put_all([(at, event) for at, _, event in batch])
+
+    @staticmethod
+    def _status_time(op: Operation, slot: dict[tuple[str, str], tuple[float, float]], now: float) -> float:
+        if op.status == "QUEUED":
+            return now
+        if op.status == "RUNNING":
+            return min(op.start, now)
+        if op.status in ("SUCCEEDED", "FAILED") and op.settled:
+            done = [slot[k][1] for k, (r, _) in op.results.items() if r in ("SUCCEEDED", "FAILED") and k in slot]
+            return min(max(done) if op.status == "FAILED" and done else op.end, now)
+        return now  # STOPPED/STOPPING: set by a test at this moment
+
+    def _operation_event(self, op: Operation, status: str) -> dict[str, Any]:
+        return fake_event("CloudFormation StackSet Operation Status Change", {
+            "stack-set-arn": self.stack_set_arn(), "stack-set-operation-id": op.id,
+            "status-details": {"status": status}})
+
+    def _instance_event(self, op: Operation, key: tuple[str, str], result: str, reason: str | None) -> dict[str, Any]:
+        inst = self.instances.get(key)
+        account, region = key
+        return fake_event("CloudFormation StackSet StackInstance Status Change", {
+            "stack-set-arn": self.stack_set_arn(),
+            "stack-id": f"arn:aws:cloudformation:{region}:{account}:stack/StackSet-{NAME}-fake/{op.id}",
+            "action": op.action,
+            # An instance an operation has not finished with is OUTDATED (StackInstanceSummary.Status:
+            # "OUTDATED: The stack isn't currently up to date with the stack set").
+            "status-details": {"status": inst.status if inst and result not in ("PENDING", "RUNNING") else "OUTDATED",
+                               "status-reason": reason or "",
+                               "detailed-status": result}})
+
+    def next_change(self) -> float:
+        """When the next scheduled change of an unfinished operation happens (inf: none is scheduled)."""
+        now = self.clock()
+        times = []
+        for op in self.operations.values():
+            if op.settled:
+                continue
+            n = max(len(op.targets), 1)
+            times += [op.start + op.duration * i / n for i in range(n + 1)]
+        return min((t for t in times if t > now), default=float("inf"))
+
     # -- scripting --------------------------------------------------------------------------------
 
     def foreign_operation(self, duration: float) -> str:
@@ -813,6 +905,163 @@ class FakeCloudWatch:
         return {"MetricAlarms": found}
 
 
+# --------------------------------------------------------------------------- EventBridge and SQS
+#
+# The bootstrap's rule routes the stack set's events to an SQS queue (cfn/stackset-administration-
+# role.yaml). `FakeEventBus` stands for CloudFormation → EventBridge → SQS delivery, which AWS
+# describes only as at least once and with no order: the test scripts each event's delay, drops
+# (a lost event), duplicates and reorders. `FakeQueue` is the SQS queue, answering as the SQS API
+# reference says (each rule cites its sentence; tests/unit/deploy/test_fake_stacksets.py tests them).
+
+_event_ids = itertools.count(1)
+
+
+def fake_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An event as EventBridge delivers it to an SQS target: the whole envelope ("version", "id",
+    "detail-type", "source", "account", "time", "region", "resources", "detail" — EventBridge User
+    Guide, "Amazon EventBridge events"), time filled in by the bus."""
+    return {"version": "0", "id": f"event-{next(_event_ids)}", "detail-type": detail_type,
+            "source": "aws.cloudformation", "account": ADMIN, "time": "", "region": REGION,
+            "resources": [detail["stack-set-arn"]], "detail": detail}
+
+
+@dataclass
+class FakeEventBus:
+    """CloudFormation's events on their way to the queue, as the test scripts them."""
+
+    queue: FakeQueue
+    delay: Callable[[dict[str, Any]], float] = lambda event: 0.0
+    drop: Callable[[dict[str, Any]], bool] = lambda event: False
+    duplicate: Callable[[dict[str, Any]], bool] = lambda event: False
+    duplicate_after: float = 1.0
+    #: Deliver the events of one change batch last-first, all once the batch's last one happened.
+    reorder: bool = False
+    published: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+
+    def put_all(self, events: list[tuple[float, dict[str, Any]]]) -> None:
+        if self.reorder:
+            latest = max(at for at, _ in events)
+            events = [(latest, event) for _, event in reversed(events)]
+        for at, event in events:
+            event = {**event, "time": datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            self.published.append(event)
+            if self.drop(event):
+                self.dropped.append(event)
+                continue
+            visible = at + self.delay(event)
+            self.queue.send(json.dumps(event), visible)
+            if self.duplicate(event):
+                self.queue.send(json.dumps(event), visible + self.duplicate_after)
+
+
+@dataclass
+class _Queued:
+    id: str
+    body: str
+    visible_at: float
+    receive_count: int = 0
+    receipt: str = ""
+    deleted: bool = False
+
+
+class FakeQueue:
+    """The event queue: SQS's ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch, GetQueueUrl."""
+
+    def __init__(self, clock: FakeClock, *, name: str = f"{NAME}-events", account: str = ADMIN,
+                 advance: Callable[[], None] = lambda: None, next_change: Callable[[], float] = lambda: float("inf"),
+                 visibility_timeout: float = 30.0) -> None:
+        self.clock, self.name, self.account = clock, name, account
+        self.url = f"https://sqs.{REGION}.amazonaws.com/{account}/{name}"
+        self.advance, self.next_change = advance, next_change
+        self.visibility_timeout = visibility_timeout
+        self.messages: list[_Queued] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.exists = True
+        self.denied: set[str] = set()  # API names answered with AccessDenied
+        self.raise_next: dict[str, Exception] = {}  # API name -> raise this once
+        self._ids = itertools.count(1)
+
+    def _call(self, api: str, kw: dict[str, Any]) -> None:
+        self.calls.append((api, kw))
+        scripted = self.raise_next.pop(api, None)
+        if scripted is not None:
+            raise scripted
+        if api in self.denied:
+            raise error("AccessDenied", f"not authorized to perform: sqs:{api}", api, 403)
+        if not self.exists:
+            # GetQueueUrl (Errors): QueueDoesNotExist — "Ensure that the QueueUrl is correct and that the
+            # queue has not been deleted."
+            raise error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.", api, 400)
+
+    def calls_to(self, api: str) -> list[dict[str, Any]]:
+        return [kw for name, kw in self.calls if name == api]
+
+    def send(self, body: str, visible_at: float) -> None:
+        self.messages.append(_Queued(f"msg-{next(self._ids)}", body, visible_at))
+
+    def pending(self) -> list[_Queued]:
+        return [m for m in self.messages if not m.deleted]
+
+    def get_queue_url(self, **kw: Any) -> dict[str, Any]:
+        self._call("GetQueueUrl", kw)
+        if kw["QueueName"] != self.name or kw.get("QueueOwnerAWSAccountId", self.account) != self.account:
+            raise error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.", "GetQueueUrl")
+        return {"QueueUrl": self.url}
+
+    def receive_message(self, **kw: Any) -> dict[str, Any]:
+        self._call("ReceiveMessage", kw)
+        wait = kw.get("WaitTimeSeconds", 0)
+        # WaitTimeSeconds: "The duration (in seconds) for which the call waits for a message to arrive in
+        # the queue before returning. If a message is available, the call returns sooner than
+        # WaitTimeSeconds." Valid values 0 to 20.
+        assert 0 <= wait <= 20 and 1 <= kw.get("MaxNumberOfMessages", 1) <= 10
+        deadline = self.clock() + wait
+        while True:
+            self.advance()
+            now = self.clock()
+            visible = [m for m in self.messages if not m.deleted and m.visible_at <= now]
+            if visible or now >= deadline:
+                break
+            later = [m.visible_at for m in self.messages if not m.deleted and m.visible_at > now]
+            self.clock.sleep(min([deadline, self.next_change(), *later]) - now)
+        taken = sorted(visible, key=lambda m: m.visible_at)[: kw.get("MaxNumberOfMessages", 1)]
+        for m in taken:
+            # "once a message is returned to a ReceiveMessage request, it is not returned on subsequent
+            # ReceiveMessage requests for the duration of the VisibilityTimeout" (the queue's unless given).
+            m.visible_at = now + kw.get("VisibilityTimeout", self.visibility_timeout)
+            m.receive_count += 1
+            # DeleteMessage: "If you receive a message more than once, each time you receive it, you get
+            # a different receipt handle."
+            m.receipt = f"{m.id}#{m.receive_count}"
+        return {"Messages": [{"MessageId": m.id, "ReceiptHandle": m.receipt, "Body": m.body,
+                              "Attributes": {"ApproximateReceiveCount": str(m.receive_count)}} for m in taken]}
+
+    def _by_receipt(self, receipt: str) -> _Queued | None:
+        return next((m for m in self.messages if m.id == receipt.split("#")[0]), None)
+
+    def delete_message_batch(self, **kw: Any) -> dict[str, Any]:
+        self._call("DeleteMessageBatch", kw)
+        for entry in kw["Entries"]:
+            m = self._by_receipt(entry["ReceiptHandle"])
+            # DeleteMessage: "You must provide the most recently received receipt handle when you request
+            # to delete the message (otherwise, the request succeeds, but the message will not be deleted)."
+            if m is not None and m.receipt == entry["ReceiptHandle"]:
+                m.deleted = True
+        return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"]], "Failed": []}
+
+    def change_message_visibility_batch(self, **kw: Any) -> dict[str, Any]:
+        self._call("ChangeMessageVisibilityBatch", kw)
+        for entry in kw["Entries"]:
+            m = self._by_receipt(entry["ReceiptHandle"])
+            if m is not None and not m.deleted:
+                # ChangeMessageVisibility: "the 10 seconds begin to count from the time that you make the
+                # ChangeMessageVisibility call".
+                m.visible_at = self.clock() + entry["VisibilityTimeout"]
+        return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"]], "Failed": []}
+
+
+
 @dataclass
 class World:
     """A fake AWS: one StackSet service, one S3, one CloudWatch per account, one clock."""
@@ -820,17 +1069,30 @@ class World:
     clock: FakeClock = field(default_factory=FakeClock)
     s3: FakeS3 = field(default_factory=FakeS3)
     cloudwatch: dict[str, FakeCloudWatch] = field(default_factory=dict)
+    #: With the bootstrap's event queue: the service announces its changes, replctl waits by event.
+    events: bool = False
     cfn: FakeStackSets = field(init=False)
+    queue: FakeQueue | None = field(init=False, default=None)
+    bus: FakeEventBus | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.cfn = FakeStackSets(self.clock, s3=self.s3)
+        if self.events:
+            self.queue = FakeQueue(self.clock, advance=self.cfn._advance, next_change=self.cfn.next_change)
+            self.bus = self.cfn.bus = FakeEventBus(self.queue)
 
     def watch(self, account: str) -> FakeCloudWatch:
         return self.cloudwatch.setdefault(account, FakeCloudWatch())
 
-    def clients(self) -> Clients:
+    def clients(self, mode: str = "auto") -> Clients:
+        from replctl.deploy.queue import EventQueue
+
+        queue = None
+        if self.queue is not None:
+            q = self.queue
+            queue = EventQueue(lambda: q, name=f"{NAME}-events", account=ADMIN, region=REGION, mode=mode)
         return Clients(cfn=self.cfn, s3=lambda region: self.s3,
-                       cloudwatch=lambda account, region: self.watch(account))
+                       cloudwatch=lambda account, region: self.watch(account), events=queue)
 
     def mutating_calls(self) -> list[str]:
         return self.cfn.mutating_calls() + [api for api, _ in self.s3.calls if is_mutating(api)]

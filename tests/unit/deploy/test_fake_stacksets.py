@@ -11,6 +11,7 @@ the sentence says.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -314,3 +315,139 @@ def test_a_delegated_administrator_must_call_as_one(fake: Fake) -> None:
     assert fake.cfn.describe_stack_set(StackSetName=NAME, CallAs="DELEGATED_ADMIN")["StackSet"]["StackSetName"] == NAME
     fake.cfn.create_stack_set(StackSetName=NAME, TemplateBody=T1, CallAs="SELF")
     assert len(fake.cfn.created_as_self) == 1  # the caller's own account, not the organization's stack set
+
+
+# -- events and the event queue ---------------------------------------------------------------------
+#
+# GIVEN the fake service announcing its changes through the bus into the fake SQS queue (World with
+# events), WHEN operations run and the queue is called, THEN the events are the two CloudFormation
+# documents, stamped when the change happened, and the queue answers as the SQS API reference says.
+
+
+@pytest.fixture()
+def world() -> Any:
+    from tests.unit.deploy.fake_stacksets import World
+
+    w = World(events=True)
+    w.cfn.create_stack_set(StackSetName="replctl-replication", TemplateBody=T1, Parameters=pairs(Environment="dev"),
+                           ManagedExecution={"Active": False})
+    return w
+
+
+def _events(world: Any) -> list[tuple[str, str, str]]:
+    """(detail-type short, status or account:detailed, time) of every event the bus published."""
+    out = []
+    for e in world.bus.published:
+        d = e["detail"]
+        if "stack-set-operation-id" in d:
+            out.append(("operation", d["status-details"]["status"], e["time"]))
+        else:
+            out.append(("instance", f"{d['stack-id'].split(':')[4]}:{d['status-details']['detailed-status']}", e["time"]))
+    return out
+
+
+def test_an_operation_publishes_its_and_its_instances_status_changes_when_they_happen(world: Any) -> None:
+    """StackSet Operation Status Change (status RUNNING | SUCCEEDED | ...) and StackSet StackInstance
+    Status Change (detailed-status PENDING | RUNNING | SUCCEEDED | ...): one per change."""
+    start = world.clock()
+    world.cfn.durations = [20]
+    world.cfn.create_stack_instances(StackSetName="replctl-replication", Accounts=[DEV, STAGING], Regions=[REGION])
+    world.clock.sleep(25)
+    world.cfn.list_stack_set_operations(StackSetName="replctl-replication")  # any call brings the fake up to now
+    from datetime import datetime, timezone
+
+    at = lambda s: datetime.fromtimestamp(start + s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    assert _events(world) == [
+        ("operation", "RUNNING", at(0)), ("instance", f"{DEV}:RUNNING", at(0)), ("instance", f"{STAGING}:PENDING", at(0)),
+        ("instance", f"{DEV}:SUCCEEDED", at(10)), ("instance", f"{STAGING}:RUNNING", at(10)),
+        ("instance", f"{STAGING}:SUCCEEDED", at(20)), ("operation", "SUCCEEDED", at(20))]
+    first = world.bus.published[0]
+    assert (first["source"], first["account"], first["region"]) == ("aws.cloudformation", "123456789012", REGION)
+    assert first["detail"]["stack-set-arn"].startswith(f"arn:aws:cloudformation:{REGION}:123456789012:stackset/replctl-replication:")
+
+
+def test_receive_returns_at_once_when_a_message_is_there_and_long_polls_otherwise(world: Any) -> None:
+    """ReceiveMessage WaitTimeSeconds: "If a message is available, the call returns sooner than
+    WaitTimeSeconds"; otherwise it waits that long."""
+    q = world.queue
+    start = world.clock()
+    assert q.receive_message(QueueUrl=q.url, WaitTimeSeconds=20, MaxNumberOfMessages=10)["Messages"] == []
+    assert world.clock() - start == 20
+    q.send("hello", world.clock() + 3)
+    got = q.receive_message(QueueUrl=q.url, WaitTimeSeconds=20, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["hello"] and world.clock() - start == 23
+
+
+def test_a_received_message_is_hidden_for_the_visibility_timeout_then_comes_back(world: Any) -> None:
+    """ReceiveMessage: a returned message "is not returned on subsequent ReceiveMessage requests for the
+    duration of the VisibilityTimeout"; not deleted, it comes back (at least once delivery)."""
+    q = world.queue
+    q.send("x", world.clock())
+    first = q.receive_message(QueueUrl=q.url, WaitTimeSeconds=0, MaxNumberOfMessages=1, VisibilityTimeout=15)["Messages"]
+    assert q.receive_message(QueueUrl=q.url, WaitTimeSeconds=0, MaxNumberOfMessages=1)["Messages"] == []
+    start = world.clock()
+    again = q.receive_message(QueueUrl=q.url, WaitTimeSeconds=20, MaxNumberOfMessages=1)["Messages"]
+    assert world.clock() - start == 15
+    assert again[0]["MessageId"] == first[0]["MessageId"] and again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert again[0]["ReceiptHandle"] != first[0]["ReceiptHandle"]
+
+
+def test_only_the_latest_receipt_handle_deletes(world: Any) -> None:
+    """DeleteMessage: "You must provide the most recently received receipt handle ... (otherwise, the
+    request succeeds, but the message will not be deleted)"."""
+    q = world.queue
+    q.send("x", world.clock())
+    old = q.receive_message(QueueUrl=q.url, VisibilityTimeout=0, MaxNumberOfMessages=1)["Messages"][0]["ReceiptHandle"]
+    new = q.receive_message(QueueUrl=q.url, MaxNumberOfMessages=1)["Messages"][0]["ReceiptHandle"]
+    q.delete_message_batch(QueueUrl=q.url, Entries=[{"Id": "0", "ReceiptHandle": old}])
+    assert len(q.pending()) == 1
+    q.delete_message_batch(QueueUrl=q.url, Entries=[{"Id": "0", "ReceiptHandle": new}])
+    assert q.pending() == []
+
+
+def test_a_new_visibility_timeout_counts_from_the_change(world: Any) -> None:
+    """ChangeMessageVisibility: "the 10 seconds begin to count from the time that you make the
+    ChangeMessageVisibility call"."""
+    q = world.queue
+    q.send("x", world.clock())
+    handle = q.receive_message(QueueUrl=q.url, MaxNumberOfMessages=1)["Messages"][0]["ReceiptHandle"]
+    world.clock.sleep(7)
+    q.change_message_visibility_batch(QueueUrl=q.url, Entries=[{"Id": "0", "ReceiptHandle": handle,
+                                                                "VisibilityTimeout": 10}])
+    start = world.clock()
+    q.receive_message(QueueUrl=q.url, WaitTimeSeconds=20, MaxNumberOfMessages=1)
+    assert world.clock() - start == 10
+
+
+def test_a_missing_queue_is_queue_does_not_exist(world: Any) -> None:
+    """GetQueueUrl (Errors): QueueDoesNotExist (AWS.SimpleQueueService.NonExistentQueue in the query protocol)."""
+    world.queue.exists = False
+    with pytest.raises(ClientError) as info:
+        world.queue.get_queue_url(QueueName="replctl-replication-events", QueueOwnerAWSAccountId="123456789012")
+    assert code(info) == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def test_the_bus_delays_drops_duplicates_and_reorders_as_scripted(world: Any) -> None:
+    bus = world.bus
+    bus.delay = lambda e: 2.0
+    bus.drop = lambda e: e["detail"].get("stack-set-operation-id") is not None \
+        and e["detail"]["status-details"]["status"] == "RUNNING"
+    bus.duplicate = lambda e: True
+    bus.reorder = True
+    world.cfn.durations = [0.5]
+    world.cfn.create_stack_instances(StackSetName="replctl-replication", Accounts=[DEV], Regions=[REGION])
+    start = world.clock()
+    world.clock.sleep(1)
+    world.cfn.list_stack_set_operations(StackSetName="replctl-replication")
+
+    def kind(body: str) -> str:
+        d = json.loads(body)["detail"]
+        return f"operation {d['status-details']['status']}" if "stack-set-operation-id" in d else \
+            f"instance {d['status-details']['detailed-status']}"
+
+    # The operation's RUNNING dropped; each batch of changes delivered last-first once its last change
+    # happened (the start at 0 s; the end at 0.5 s), 2 s later, and again 1 s after that.
+    assert [(kind(m.body), m.visible_at - start) for m in world.queue.messages] == [
+        ("instance RUNNING", 2.0), ("instance RUNNING", 3.0),
+        ("operation SUCCEEDED", 2.5), ("operation SUCCEEDED", 3.5), ("instance SUCCEEDED", 2.5), ("instance SUCCEEDED", 3.5)]
+    assert [e["detail"]["status-details"]["status"] for e in bus.dropped] == ["RUNNING"]
