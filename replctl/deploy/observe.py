@@ -10,7 +10,7 @@ instance's overrides), ListStackSetOperations, HeadBucket and HeadObject. The re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from replctl.config import Config
@@ -22,40 +22,15 @@ from replctl.statuses import DetailedStatus, InstanceStatus, OperationStatus, St
 
 def observe(config: Config, clients: Clients, template: Template, artifacts: Sequence[ArtifactLike]) -> Observed:
     """Read what is deployed. Read-only calls only."""
-    from replctl.aws import error_code, translate
-
     cfn = clients.cfn
     name = config.stackset.name
     call_as = config.stackset.call_as
-    try:
-        raw = cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
-    except Exception as exc:
-        if error_code(exc) != "StackSetNotFoundException":
-            raise translate(exc) from exc
-        raw = None
-    if raw is not None and parse(StackSetStatus, raw.get("Status", "ACTIVE")) is StackSetStatus.DELETED:
-        raw = None
-    stack_set = None
+    stack_set = describe_stack_set(cfn, name, call_as)
     instances: list[InstanceState] = []
     running: tuple[str, ...] = ()
-    if raw is not None:
-        managed = raw.get("ManagedExecution", {}).get("Active")
-        stack_set = StackSetState(
-            template_body=raw.get("TemplateBody", ""),
-            parameters=params({p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])}),
-            managed_execution=None if managed is None else bool(managed),
-            permission_model=raw.get("PermissionModel"),
-        )
+    if stack_set is not None:
         ours = {k for env in config.environments for k in env.instances()}
-        for summary in list_instances(cfn, name, call_as=call_as):
-            key = (summary["Account"], summary["Region"])
-            overrides: Params = ()
-            if key in ours:
-                detail = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=key[0],
-                                                     StackInstanceRegion=key[1], CallAs=call_as)["StackInstance"]
-                overrides = params({p["ParameterKey"]: p.get("ParameterValue", "")
-                                    for p in detail.get("ParameterOverrides", [])})
-            instances.append(instance_state(summary, overrides))
+        instances = instance_states(cfn, name, call_as=call_as, with_overrides=ours)
         running = running_operations(cfn, name, call_as=call_as)
     buckets, objects = _artifacts_present(config, clients, template, artifacts)
     present = {i.key for i in instances}
@@ -113,6 +88,27 @@ def _artifacts_present(config: Config, clients: Clients, template: Template,
     return frozenset(buckets), frozenset(objects)
 
 
+def describe_stack_set(cfn: Any, name: str, call_as: str) -> StackSetState | None:
+    """The stack set as deployed; None when there is none (never created, or DELETED)."""
+    from replctl.aws import error_code, translate
+
+    try:
+        raw = cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
+    except Exception as exc:
+        if error_code(exc) == "StackSetNotFoundException":
+            return None
+        raise translate(exc) from exc
+    if parse(StackSetStatus, raw.get("Status", "ACTIVE")) is StackSetStatus.DELETED:
+        return None
+    managed = raw.get("ManagedExecution", {}).get("Active")
+    return StackSetState(
+        template_body=raw.get("TemplateBody", ""),
+        parameters=params({p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])}),
+        managed_execution=None if managed is None else bool(managed),
+        permission_model=raw.get("PermissionModel"),
+    )
+
+
 def list_instances(cfn: Any, name: str, *, call_as: str) -> list[dict[str, Any]]:
     """Every StackInstanceSummary (paginated by hand: fakes need only the plain method)."""
     out: list[dict[str, Any]] = []
@@ -124,6 +120,23 @@ def list_instances(cfn: Any, name: str, *, call_as: str) -> list[dict[str, Any]]
         if not token:
             return out
         kwargs["NextToken"] = token
+
+
+def instance_states(cfn: Any, name: str, *, call_as: str,
+                    with_overrides: Collection[tuple[str, str]]) -> list[InstanceState]:
+    """Every instance of the stack set; the overrides of those in `with_overrides` (one
+    DescribeStackInstance each: ListStackInstances does not return them)."""
+    out: list[InstanceState] = []
+    for summary in list_instances(cfn, name, call_as=call_as):
+        key = (summary["Account"], summary["Region"])
+        overrides: Params = ()
+        if key in with_overrides:
+            detail = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=key[0],
+                                                 StackInstanceRegion=key[1], CallAs=call_as)["StackInstance"]
+            overrides = params({p["ParameterKey"]: p.get("ParameterValue", "")
+                                for p in detail.get("ParameterOverrides", [])})
+        out.append(instance_state(summary, overrides))
+    return out
 
 
 def instance_state(summary: Mapping[str, Any], overrides: Params = ()) -> InstanceState:

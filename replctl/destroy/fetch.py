@@ -16,11 +16,10 @@ from typing import Any
 
 from replctl.aws import error_code, translate
 from replctl.config import Config, Environment
-from replctl.deploy.model import InstanceState, Params, StackSetState, params
-from replctl.deploy.observe import instance_state, list_instances, running_operations
+from replctl.deploy.model import InstanceState
+from replctl.deploy.observe import describe_stack_set, instance_states, running_operations
 from replctl.destroy.decide import hierarchy, selected
 from replctl.destroy.model import AccountData, DestroyClients, Facts
-from replctl.statuses import StackSetStatus, parse
 
 
 def fetch(config: Config, clients: DestroyClients, names: Sequence[str] = (), *, delete_data: bool = False) -> Facts:
@@ -33,39 +32,13 @@ def fetch(config: Config, clients: DestroyClients, names: Sequence[str] = (), *,
     running: tuple[str, ...] = ()
     if stack_set is not None:
         staying = {k for e in config.environments if e not in removed for k in e.instances()}
-        for summary in list_instances(cfn, name, call_as=call_as):
-            key = (summary["Account"], summary["Region"])
-            overrides: Params = ()
-            if key in staying:
-                detail = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=key[0],
-                                                     StackInstanceRegion=key[1], CallAs=call_as)["StackInstance"]
-                overrides = params({p["ParameterKey"]: p.get("ParameterValue", "")
-                                    for p in detail.get("ParameterOverrides", [])})
-            instances.append(instance_state(summary, overrides))
+        instances = instance_states(cfn, name, call_as=call_as, with_overrides=staying)
         running = running_operations(cfn, name, call_as=call_as)
     # Parameters live in downstream accounts too (mirrors), so --delete-data reads every account.
     read = config.environments if delete_data else removed
     data = tuple(account_data(config, clients, e, a, r, with_parameters=delete_data)
                  for e in read for a, r in e.instances())
     return Facts(stack_set, tuple(instances), data, running)
-
-
-def describe_stack_set(cfn: Any, name: str, call_as: str) -> StackSetState | None:
-    try:
-        raw = cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
-    except Exception as exc:
-        if error_code(exc) == "StackSetNotFoundException":
-            return None
-        raise translate(exc) from exc
-    if parse(StackSetStatus, raw.get("Status", "ACTIVE")) is StackSetStatus.DELETED:
-        return None
-    managed = raw.get("ManagedExecution", {}).get("Active")
-    return StackSetState(
-        template_body=raw.get("TemplateBody", ""),
-        parameters=params({p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters", [])}),
-        managed_execution=None if managed is None else bool(managed),
-        permission_model=raw.get("PermissionModel"),
-    )
 
 
 def data_names(config: Config, environment: str, account: str) -> tuple[str, str]:
