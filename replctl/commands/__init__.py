@@ -46,6 +46,17 @@ def command_app(**kwargs: Any) -> typer.Typer:
     return typer.Typer(cls=Group, rich_markup_mode="markdown", add_completion=False, **kwargs)
 
 
+def result_document(result: str, plan: Any, log: Any = None, error: Any = None) -> dict[str, Any]:
+    """The `-o json` document of a command that plans and applies (deploy, destroy): the result, the
+    plan, what was done (`log.to_dict()`) and, on failure, the error with its exit code."""
+    out: dict[str, Any] = {"result": result, "changes": plan.changes, "plan": plan.to_dict()}
+    if log is not None:
+        out.update(log.to_dict())
+    if error is not None:
+        out["error"] = {"message": error.message, "hint": error.hint, "exit_code": int(error.exit_code)}
+    return out
+
+
 def state(ctx: typer.Context) -> State:
     """The global options' `State`, which the root callback in `replctl.cli` puts on the context."""
     return ctx.find_root().obj  # type: ignore[no-any-return]

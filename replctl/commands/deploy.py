@@ -11,11 +11,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from replctl.commands import Command, command_app, state
+from replctl.commands import Command, command_app, result_document, state
 from replctl.errors import Aborted, ExitCode, ReplctlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,16 +155,16 @@ def deploy_cmd(
         apply(plan, config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
     except ReplctlError as exc:
         if st.output.json:
-            st.output.emit_json(_result("failed", plan, log, exc))
+            st.output.emit_json(result_document("failed", plan, log, exc))
         raise
     except KeyboardInterrupt:
         if st.output.json:
-            st.output.emit_json(_result("interrupted", plan, log))
+            st.output.emit_json(result_document("interrupted", plan, log))
         raise
     finally:
         reporter.close()
     if st.output.json:
-        st.output.emit_json(_result("succeeded", plan, log))
+        st.output.emit_json(result_document("succeeded", plan, log))
     else:
         st.output.info(f"deployed: {', '.join(log.completed)}; every instance CURRENT/SUCCEEDED")
 
@@ -216,20 +216,11 @@ def _confirm(st: State, plan: Plan, yes: bool) -> None:
 # --------------------------------------------------------------------------- output
 
 
-def _result(result: str, plan: Plan, log: RolloutLog | None = None, error: ReplctlError | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"result": result, "changes": plan.changes, "plan": plan.to_dict()}
-    if log is not None:
-        out.update(log.to_dict())
-    if error is not None:
-        out["error"] = {"message": error.message, "hint": error.hint, "exit_code": int(error.exit_code)}
-    return out
-
-
 def _show(output: Output, plan: Plan, result: str, log: RolloutLog | None = None) -> None:
     from replctl.deploy.render import render_plan
 
     if output.json:
-        output.emit_json(_result(result, plan, log))
+        output.emit_json(result_document(result, plan, log))
         return
     render_plan(output, plan)
     if result == "no-changes":

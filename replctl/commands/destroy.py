@@ -13,11 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from replctl.commands import Command, command_app, state
+from replctl.commands import Command, command_app, result_document, state
 from replctl.errors import Aborted, Refused, ReplctlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,11 +103,11 @@ def destroy_cmd(
         apply(plan, config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
     except ReplctlError as exc:
         if st.output.json:
-            st.output.emit_json(_result("failed", plan, log, exc))
+            st.output.emit_json(result_document("failed", plan, log, exc))
         raise
     except KeyboardInterrupt:
         if st.output.json:
-            st.output.emit_json(_result("interrupted", plan, log))
+            st.output.emit_json(result_document("interrupted", plan, log))
         raise
     finally:
         reporter.close()
@@ -140,21 +140,11 @@ def _confirm(config: Config, plan: TeardownPlan, names: list[str], yes: bool) ->
         raise Aborted("not destroying: the plan was not confirmed")
 
 
-def _result(result: str, plan: TeardownPlan, log: DestroyLog | None = None,
-            error: ReplctlError | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"result": result, "changes": plan.changes, "plan": plan.to_dict()}
-    if log is not None:
-        out.update(log.to_dict())
-    if error is not None:
-        out["error"] = {"message": error.message, "hint": error.hint, "exit_code": int(error.exit_code)}
-    return out
-
-
 def _show(output: Output, plan: TeardownPlan, result: str, log: DestroyLog | None = None) -> None:
     from replctl.destroy.render import render_plan, retained_table
 
     if output.json:
-        output.emit_json(_result(result, plan, log))
+        output.emit_json(result_document(result, plan, log))
         return
     if result != "succeeded":
         render_plan(output, plan)
