@@ -117,6 +117,13 @@ def _stackset(a: Answers, sandbox: bool, ejected: bool) -> str:
             "    max_interval_seconds: 20\n"
             "    # Give up waiting (the operation keeps running in AWS; re-run to attach) after this long.\n"
             "    timeout_seconds: 3600\n")
+    wait += (
+        "    # auto: wait by CloudFormation's StackSet events where the administration bootstrap created\n"
+        "    # the event queue (WaitByEvents), else poll as above, saying once why; events: the queue is\n"
+        "    # required; poll: never look for it.\n"
+        "    mode: auto\n"
+        "    # Waiting by event, read the operation this often even when no event came (a lost event).\n"
+        f"    safety_poll_seconds: {5 if sandbox else 60}\n")
     return (
         "# How the StackSet itself is created and operated.\n"
         "stackset:\n"
@@ -128,6 +135,9 @@ def _stackset(a: Answers, sandbox: bool, ejected: bool) -> str:
         "  # SELF_MANAGED: the roles of the bootstrap templates (stackset-administration-role.yaml in\n"
         "  # the admin account, stackset-execution-role.yaml in every target account).\n"
         "  permission_model: SELF_MANAGED\n"
+        "  # SELF from the admin account; DELEGATED_ADMIN only for a SERVICE_MANAGED stack set run from\n"
+        "  # a delegated administrator account (passed as CallAs on every StackSets call).\n"
+        "  call_as: SELF\n"
         "  administration_role_name: AWSCloudFormationStackSetAdministrationRole\n"
         "  execution_role_name: AWSCloudFormationStackSetExecutionRole\n"
         "  # Artifact bucket for the function ZIPs and large templates, one per region, created by\n"
