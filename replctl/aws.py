@@ -24,7 +24,6 @@ from replctl.errors import AwsAccessError, ReplctlError
 
 if TYPE_CHECKING:  # pragma: no cover
     import boto3
-    import botocore.session
 
 #: Mutating API operations start with one of these verbs; used to count and forbid them.
 MUTATING_PREFIXES = (
@@ -51,6 +50,8 @@ class AwsSettings:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    #: Static keys in place of the profile's credential chain (the sandbox's fake keys).
+    access_keys: tuple[str, str] | None = None
     max_attempts: int = 10
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -86,11 +87,11 @@ class SessionFactory:
         settings: AwsSettings | None = None,
         *,
         admin_role_arn: str | None = None,
-        base_session: boto3.Session | None = None,
     ) -> None:
         self.settings = settings or AwsSettings()
         self.admin_role_arn = admin_role_arn
-        self._base = base_session
+        self._base: boto3.Session | None = None
+        self._loader: Any = None  # the base session's botocore data loader, shared (see _assumed)
         self._sessions: dict[tuple[str | None, str | None], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str | None, str | None], Any] = {}
         self._lock = threading.RLock()
@@ -114,10 +115,17 @@ class SessionFactory:
         with self._lock:
             if self._base is None:
                 import boto3
+                import botocore.session
                 from botocore.exceptions import ProfileNotFound
 
+                core = botocore.session.get_session()
+                self._loader = core.get_component("data_loader")
+                keys = self.settings.access_keys or (None, None)
                 try:
-                    self._base = boto3.Session(profile_name=self.settings.profile, region_name=self.settings.region)
+                    self._base = boto3.Session(botocore_session=core, profile_name=self.settings.profile,
+                                               region_name=self.settings.region,
+                                               aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
+                    core.get_scoped_config()  # reads the profile now: a missing one is told here
                 except ProfileNotFound:
                     raise AwsAccessError(
                         f"AWS profile '{self.settings.profile}' is not configured",
@@ -163,7 +171,7 @@ class SessionFactory:
                 return cached
             import boto3
             import botocore.session
-            from botocore.credentials import RefreshableCredentials
+            from botocore.credentials import CredentialResolver, RefreshableCredentials
 
             # Target-account roles are assumed from the admin identity (itself assumed when
             # admin.role_arn is configured); the admin role from the caller's own credentials.
@@ -198,11 +206,12 @@ class SessionFactory:
                 refreshable = RefreshableCredentials.create_from_metadata(
                     metadata=first, refresh_using=fetch, method="sts-assume-role"
                 )
-                core: botocore.session.Session = botocore.session.get_session()
+                core = botocore.session.get_session()
                 # Share the parsed service models with the base session: loading them is the
                 # expensive part of making a client, and they do not depend on credentials.
-                core.register_component("data_loader", source._session.get_component("data_loader"))
-                core._credentials = refreshable  # noqa: SLF001 - the documented way to inject refreshable creds
+                core.register_component("data_loader", self._loader)
+                # The session resolves its credentials through this resolver, which knows one source.
+                core.register_component("credential_provider", CredentialResolver([_provider_of(refreshable)]))
                 session = boto3.Session(botocore_session=core, region_name=source.region_name)
                 self._sessions[key] = session
             return session
@@ -269,6 +278,19 @@ class SessionFactory:
         except Exception as exc:
             raise translate(exc) from exc
         return {"Account": ident["Account"], "Arn": ident["Arn"], "UserId": ident.get("UserId", "")}
+
+
+def _provider_of(credentials: Any) -> Any:
+    """A botocore credential provider that hands out `credentials` (refreshable assume-role ones)."""
+    from botocore.credentials import CredentialProvider
+
+    class Assumed(CredentialProvider):  # type: ignore[misc]
+        METHOD = "sts-assume-role"
+
+        def load(self) -> Any:
+            return credentials
+
+    return Assumed()
 
 
 def assume_role_error(role_arn: str, exc: BaseException) -> AwsAccessError:

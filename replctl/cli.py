@@ -231,17 +231,18 @@ class State:
                 from replctl.sandbox.state import sandbox_endpoint
 
                 endpoint = endpoint or sandbox_endpoint(announce=self.output.note)
+            keys = None
+            if self.sandbox:
+                from replctl.sandbox.state import FAKE_KEY
+
+                keys = (FAKE_KEY, FAKE_KEY)
             settings = AwsSettings(
                 profile=None if self.sandbox else self.profile,
                 region=self.region or config.stackset.home_region,
                 endpoint_url=endpoint,
+                access_keys=keys,
             )
-            base = None
-            if self.sandbox:
-                from replctl.sandbox.state import sandbox_session
-
-                base = sandbox_session(settings.region)
-            self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn, base_session=base)
+            self._factory = SessionFactory(settings, admin_role_arn=config.admin.role_arn)
             if self.sandbox:
                 from replctl.sandbox.adapt import notes_for
                 from replctl.sandbox.adapt.stacksets import install_stackset_emulation

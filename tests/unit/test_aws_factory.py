@@ -93,6 +93,14 @@ def test_assumed_credentials_refresh_before_they_expire() -> None:
         stub.assert_no_pending_responses()
 
 
+def test_static_keys_replace_the_credential_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sandbox's fake keys win over whatever the environment holds.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMTHEENVIRONMNT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "e" * 40)
+    f = SessionFactory(AwsSettings(region="us-east-1", access_keys=("testing", "testing")))
+    assert f.base_session().get_credentials().get_frozen_credentials().access_key == "testing"
+
+
 def test_mutating_operations_are_recognised() -> None:
     assert is_mutating("CreateStackSet") and is_mutating("UpdateStackInstances") and is_mutating("PutObject")
     assert not is_mutating("DescribeStackSet") and not is_mutating("ListStackInstances")
