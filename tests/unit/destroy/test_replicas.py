@@ -251,7 +251,7 @@ def test_a_refused_removal_stops_before_the_table_and_a_rerun_converges(teardown
     monkeypatch.setattr(FakeDynamoData, "update_table", denied_in_west)
     with pytest.raises(ReplctlError) as info:
         teardown.destroy("prod", delete_data=True)
-    assert "dynamodb:DeleteTableReplica" in str(info.value)
+    assert "dynamodb:DeleteTableReplica" in str(info.value) and info.value.exit_code == 3
     assert tables_left(teardown) == {REGION: [TABLE], WEST: [TABLE]}  # eu-west-1 went; the table stays
     monkeypatch.setattr(FakeDynamoData, "update_table", original)
     teardown.destroy("prod", delete_data=True)
