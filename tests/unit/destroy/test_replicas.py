@@ -131,6 +131,10 @@ def test_replicas_left_behind_by_a_deleted_table_are_found_in_the_configured_dr_
     assert data.steps[1:3] == (RemoveReplica("prod", PROD, WEST, TABLE, EU), DeleteTable("prod", PROD, WEST, TABLE))
     teardown.apply(plan)
     assert tables_left(teardown) == {}
+    # read in us-west-2 through the observer, removed from there through the data-remover role
+    assert {(role, region) for role, _, region, api, _ in teardown.estate.requests if api == "UpdateTable"} >= {
+        ("remover", WEST)}
+    assert callproof.denials(callproof.prove(recorded(teardown))) == []
 
 
 def test_the_dr_regions_are_read_only_where_the_table_is_gone(teardown: Teardown) -> None:
@@ -276,7 +280,7 @@ def recorded(t: Teardown) -> Recording:
     estate = callproof.estate_of_config(t.config)
     arns = {"remover": estate.data_remover_arn, "observer": estate.observer_arn}
     return Recording(cli=[CliCall("dynamodb", api, account, region, params, arns[role](account), t.config)
-                          for role, account, region, api, params in t.estate.requests])
+                          for role, account, region, api, params in t.estate.requests if role in arns])
 
 
 def test_the_data_remover_role_allows_the_replica_removal_and_fails_without_its_grant(teardown: Teardown) -> None:
