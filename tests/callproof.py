@@ -232,6 +232,21 @@ def _leading_keys(c: Ctx) -> dict[str, Any]:
     return {"dynamodb:LeadingKeys": (next(iter(value.values())),)} if value else {}
 
 
+def _update_table(c: Ctx) -> list[Spec]:
+    """dynamodb:UpdateTable on the table where the call is sent. A ReplicaUpdates Delete "invokes the
+    DeleteTableReplica action in the destination Region" (DynamoDB API reference,
+    ReplicationGroupUpdate), and "To delete replica tables in DynamoDB, you must have the following
+    permissions in the destination regions: dynamodb:DeleteTable, dynamodb:DeleteTableReplica"
+    (DynamoDB Developer Guide, "Using IAM with global tables", version 2019.11.21)."""
+    specs: list[Spec] = [("dynamodb:UpdateTable", _table(c), {})]
+    for update in c.params.get("ReplicaUpdates", []):
+        if set(update) != {"Delete"}:
+            raise Unmapped(f"dynamodb:UpdateTable with ReplicaUpdates {sorted(update)}: only Delete is mapped")
+        there = f"arn:aws:dynamodb:{update['Delete']['RegionName']}:{c.account}:table/{c.params['TableName']}"
+        specs += [("dynamodb:DeleteTable", there, {}), ("dynamodb:DeleteTableReplica", there, {})]
+    return specs
+
+
 def _parameter(c: Ctx, name: str) -> str:
     return f"arn:aws:ssm:{c.region}:{c.account}:parameter{name if name.startswith('/') else '/' + name}"
 
@@ -351,7 +366,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], list[Spec]]] = {
                                          f"arn:aws:s3:::{c.params['Bucket']}/{o['Key']}", {})
                                         for o in c.params["Delete"]["Objects"]],
     ("s3", "DeleteBucket"): lambda c: [("s3:DeleteBucket", _bucket(c), {})],
-    ("dynamodb", "UpdateTable"): lambda c: [("dynamodb:UpdateTable", _table(c), {})],
+    ("dynamodb", "UpdateTable"): _update_table,
     ("dynamodb", "DeleteTable"): lambda c: [("dynamodb:DeleteTable", _table(c), {})],
     ("cloudwatch", "DescribeAlarms"): _describe_alarms,
     ("cloudwatch", "GetMetricData"): lambda c: [("cloudwatch:GetMetricData", "*", {})],

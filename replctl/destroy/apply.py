@@ -6,7 +6,8 @@ AWS's reason, exactly as a deploy's. After an unwire phase the environment must 
 CURRENT/SUCCEEDED; after a delete phase none of its instances may be left. The data steps act
 through the data-remover role of the account (cfn/stackset-execution-role.yaml), and each is
 idempotent: what is already gone counts as removed, so a re-run after a failure or Ctrl-C
-finishes the job. Nothing is kept locally.
+finishes the job. Nothing is kept locally. The table's DR replicas go one UpdateTable at a time,
+each waited on until it is gone and the table ACTIVE again, before the table itself.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from replctl.aws import error_code, translate
 from replctl.config import Config
 from replctl.deploy.observe import instance_state, list_instances
 from replctl.deploy.rollout import Reporter, RolloutLog, Runner, SilentReporter
+from replctl.destroy.decide import replica_removal
 from replctl.destroy.model import (
+    TABLE_SETTLING,
     DeleteParameters,
     DeleteTable,
     DestroyClients,
     EmptyBucket,
     Phase,
+    RemoveReplica,
+    TableState,
     TeardownPlan,
     describe,
 )
@@ -100,14 +105,17 @@ class _Teardown:
 
     # -- data ---------------------------------------------------------------------------------
 
-    def remove(self, step: EmptyBucket | DeleteTable | DeleteParameters | Any) -> None:
+    def remove(self, step: EmptyBucket | RemoveReplica | DeleteTable | DeleteParameters | Any) -> None:
         try:
             match step:
                 case EmptyBucket(account=a, region=r, bucket=b):
                     if empty_and_delete_bucket(self.clients.remover("s3", a, r), b):
                         self.log.removed.append(f"s3://{b} ({a} {r})")
+                case RemoveReplica(account=a, region=r, table=t, replica_region=rr):
+                    if self.remove_replica(self.clients.remover("dynamodb", a, r), step):
+                        self.log.removed.append(f"table {t} replica ({a} {rr})")
                 case DeleteTable(account=a, region=r, table=t):
-                    if self.delete_table(self.clients.remover("dynamodb", a, r), t):
+                    if self.delete_table(self.clients.remover("dynamodb", a, r), step):
                         self.log.removed.append(f"table {t} ({a} {r})")
                 case DeleteParameters(account=a, region=r, names=names):
                     delete_parameters(self.clients.remover("ssm", a, r), names)
@@ -122,27 +130,123 @@ class _Teardown:
                 raise DeployError(f"{step.environment}: {describe(step)} failed: {err.message}", hint=RESUME) from exc
             raise err from exc
 
-    def delete_table(self, ddb: Any, table: str) -> bool:
-        """Deletion protection off, wait for ACTIVE, delete. False when the table is already gone."""
+    def remove_replica(self, ddb: Any, step: RemoveReplica) -> bool:
+        """UpdateTable with ReplicaUpdates Delete, waited on until the replica is gone and the table
+        ACTIVE. False when it was gone already.
+
+        The request goes to the table's region: "An existing replica to be deleted. The request
+        invokes the DeleteTableReplica action in the destination Region, deleting the replica and
+        all if its items in the destination Region" (DynamoDB API reference, ReplicationGroupUpdate).
+        One replica a call, as a table that is UPDATING accepts no other UpdateTable.
+        """
+        first = self.read_table(ddb, step)
+        if first is None:
+            raise self.table_gone(step)
+        requested = False
+        unread = [first]  # the first probe judges what was just read
+        seen = [first]
+
+        def probe() -> Poll[None]:
+            nonlocal requested
+            state = unread.pop() if unread else self.read_table(ddb, step)
+            if state is None:
+                raise self.table_gone(step)
+            self.report_change(step, seen, state)
+            move = replica_removal(state, step.replica_region, requested)
+            if move == "request":
+                requested = self.request_replica_removal(ddb, step)
+            return Poll(move == "done", None)
+
+        wait_until(probe, settings=self.config.stackset.wait, sleep=self.sleep, clock=self.clock, hint=RESUME,
+                   what=f"the replica of table {step.table} in {step.replica_region} to be removed")
+        return first.replica_status(step.replica_region) is not None
+
+    @staticmethod
+    def table_gone(step: RemoveReplica) -> DeployError:
+        # A replica outlives its table's deletion elsewhere (see decide.data_phases), and only the
+        # table's own region can remove it with UpdateTable.
+        return DeployError(f"{step.environment}: table {step.table} is gone from {step.region} ({step.account}), "
+                           f"so its replica in {step.replica_region} cannot be removed from there",
+                           hint="re-run replctl destroy --delete-data: where the table is gone it looks for it in the "
+                           "regions of ExtraReplicaRegions; or delete it there: aws dynamodb delete-table "
+                           f"--table-name {step.table} --region {step.replica_region}")
+
+    def request_replica_removal(self, ddb: Any, step: RemoveReplica) -> bool:
+        """True once AWS took the request; False when the table turned busy in between (read again)."""
         try:
-            # "When you enable deletion protection for a table, it can't be deleted by any user or
-            # process" (DynamoDB API reference, UpdateTable, DeletionProtectionEnabled).
-            ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+            ddb.update_table(TableName=step.table, ReplicaUpdates=[{"Delete": {"RegionName": step.replica_region}}])
         except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            # ResourceInUseException: "You tried to update a resource that was already being
+            # updated. When appropriate, wait for the ongoing update to complete and attempt the
+            # request again" (DynamoDB API reference, Errors).
+            if error_code(exc) == "ResourceInUseException":
                 return False
             raise
+        return True
 
-        def active() -> Poll[None]:
-            status = ddb.describe_table(TableName=table)["Table"].get("TableStatus", "ACTIVE")
-            return Poll(status == "ACTIVE", None)
-
-        # An UpdateTable leaves the table UPDATING; DeleteTable of a table that is not ACTIVE fails
-        # with ResourceInUseException (DynamoDB API reference, DeleteTable).
-        wait_until(active, settings=self.config.stackset.wait, what=f"table {table} to be ACTIVE",
-                   sleep=self.sleep, clock=self.clock)
+    def read_table(self, ddb: Any, step: RemoveReplica | DeleteTable) -> TableState | None:
+        """The table as DescribeTable reports it in the step's region; None when it is gone there."""
         try:
-            ddb.delete_table(TableName=table)
+            state = TableState.of(ddb.describe_table(TableName=step.table)["Table"], step.region)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+        if state.status != "ACTIVE" and state.status not in TABLE_SETTLING:
+            raise DeployError(f"{step.environment}: table {step.table} ({step.account} {step.region}) is "
+                              f"{state.status}, which does not pass by itself (DynamoDB API reference, TableStatus)",
+                              hint="restore the table's access (its KMS key, or the replication permissions), "
+                              "then re-run replctl destroy --delete-data")
+        return state
+
+    def report_change(self, step: RemoveReplica | DeleteTable, seen: list[TableState], state: TableState) -> None:
+        """Tell people what the table is doing, once each time it changes."""
+        if state != seen[-1]:
+            replicas = ", ".join(f"{r} {s}" for r, s in state.replicas) or "none"
+            self.reporter.step(f"{step.environment}: table {step.table} ({step.region}) {state.status}; "
+                               f"replicas: {replicas}")
+            seen.append(state)
+
+    def settle(self, ddb: Any, step: DeleteTable) -> TableState | None:
+        """Wait until the table is ACTIVE (None when it is gone)."""
+        seen: list[TableState] = []
+
+        def active() -> Poll[TableState | None]:
+            state = self.read_table(ddb, step)
+            if state is not None and seen:
+                self.report_change(step, seen, state)
+            elif state is not None:
+                seen.append(state)
+            return Poll(state is None or state.status == "ACTIVE", state)
+
+        return wait_until(active, settings=self.config.stackset.wait, what=f"table {step.table} to be ACTIVE",
+                          sleep=self.sleep, clock=self.clock, hint=RESUME)
+
+    def delete_table(self, ddb: Any, step: DeleteTable) -> bool:
+        """No replica left, deletion protection off, ACTIVE, delete. False when the table is already gone."""
+        state = self.settle(ddb, step)
+        if state is None:
+            return False
+        if state.replicas:
+            # Deleting the table here would leave them behind (see decide.data_phases).
+            raise DeployError(f"{step.environment}: table {step.table} ({step.account} {step.region}) has replicas "
+                              f"the plan did not remove: {', '.join(r for r, _ in state.replicas)}",
+                              hint="re-run replctl destroy --delete-data: it plans their removal first")
+        if state.protected:
+            try:
+                # "When you enable deletion protection for a table, it can't be deleted by any user or
+                # process" (DynamoDB API reference, UpdateTable, DeletionProtectionEnabled).
+                ddb.update_table(TableName=step.table, DeletionProtectionEnabled=False)
+            except Exception as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return False
+                raise
+            # The update leaves the table UPDATING; DeleteTable of a table that is not ACTIVE fails
+            # with ResourceInUseException (DynamoDB API reference, DeleteTable).
+            if self.settle(ddb, step) is None:
+                return False
+        try:
+            ddb.delete_table(TableName=step.table)
         except Exception as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return False

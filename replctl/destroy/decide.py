@@ -10,9 +10,10 @@ The order (DESIGN §3.4) never leaves a live environment replicating into someth
 3. **stack set** — deleted once no instance is left (only when the whole estate goes);
 4. **data** — with `--delete-data` only, after its instances are gone (the bucket and the table
    are DeletionPolicy Retain, so the stack deletion left them): the bucket emptied and deleted,
-   the table's deletion protection turned off and the table deleted, and the parameters replctl
-   wrote — the environment's hierarchy and the mirrors it received, in its own account, and its
-   mirrors in every downstream account.
+   the table's DR replicas (ExtraReplicaRegions) removed one by one from its region, then its
+   deletion protection turned off and the table deleted, and the parameters replctl wrote — the
+   environment's hierarchy and the mirrors it received, in its own account, and its mirrors in
+   every downstream account.
 
 Everything is decided from what AWS reports, so a re-run after a failure or Ctrl-C plans only
 what is left, and a teardown of what is already gone plans nothing.
@@ -33,7 +34,9 @@ from replctl.destroy.model import (
     EmptyBucket,
     Facts,
     Phase,
+    RemoveReplica,
     Retained,
+    TableState,
     TeardownPlan,
     TeardownStep,
 )
@@ -155,8 +158,13 @@ def data_phases(config: Config, removed: Sequence[Environment], data: Sequence[A
                 continue
             if d.bucket_exists:
                 steps.append(EmptyBucket(e.name, account, region, d.bucket))
-            if d.table_exists:
-                steps.append(DeleteTable(e.name, account, region, d.table))
+            if d.table_region is not None:
+                # Replicas first: deleting the table in its region would leave them, a global table of
+                # their own ("You can delete a replica table the same way you would delete any other
+                # table. Deleting the global table stops replication to that Region and deletes the
+                # table copy kept in that Region", DynamoDB Developer Guide, global tables FAQ).
+                steps += [RemoveReplica(e.name, account, d.table_region, d.table, r) for r in d.replicas]
+                steps.append(DeleteTable(e.name, account, d.table_region, d.table))
         # Its own hierarchy and the mirrors it received (upstream hierarchies), in its accounts; its
         # mirrors in every downstream environment's accounts.
         own = [hierarchy(config, n) for n in order[: order.index(e.name) + 1]]
@@ -183,9 +191,29 @@ def retained(config: Config, gone: set[str], data: Sequence[AccountData]) -> tup
         how = f"replctl destroy --env {d.environment} --delete-data"
         if d.bucket_exists:
             out.append(Retained(d.environment, d.account, d.region, "bucket", d.bucket, how))
-        if d.table_exists:
-            out.append(Retained(d.environment, d.account, d.region, "table", d.table, how))
+        if d.table_region is not None:
+            kind = "table" if d.table_region == d.region else "replica"
+            out.append(Retained(d.environment, d.account, d.table_region, kind, d.table, how))
+        out += [Retained(d.environment, d.account, r, "replica", d.table, how) for r in d.replicas]
     return tuple(out)
+
+
+def replica_removal(state: TableState, replica_region: str, requested: bool) -> str:
+    """The next move in removing the replica in `replica_region`, from the table's state. Pure.
+
+    "request": send UpdateTable with ReplicaUpdates Delete now; "wait": read again later; "done":
+    the replica is gone and the table ACTIVE, so the next UpdateTable is accepted ("UpdateTable is
+    an asynchronous operation; while it's executing, the table status changes from ACTIVE to
+    UPDATING. While it's UPDATING, you can't issue another UpdateTable request", DynamoDB API
+    reference, UpdateTable). A replica already DELETING (an earlier run's request) is waited for,
+    not requested again.
+    """
+    status = state.replica_status(replica_region)
+    if status is None:
+        return "done" if state.status == "ACTIVE" else "wait"
+    if requested or status == "DELETING" or state.status != "ACTIVE":
+        return "wait"
+    return "request"
 
 
 def instance_rows(config: Config, gone: set[str], by_key: Mapping[Key, InstanceState],

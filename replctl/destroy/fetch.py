@@ -5,8 +5,11 @@ account's retained data through the observer role.
 
 DescribeStackSet, ListStackInstances, DescribeStackInstance (overrides of the environments that
 stay: they may have to be unwired), ListStackSetOperations; in each target account GetBucketVersioning
-(a bucket that is gone answers NoSuchBucket), DescribeTable (ResourceNotFoundException) and, with
-`--delete-data`, GetParametersByPath of the hierarchies replctl writes.
+(a bucket that is gone answers NoSuchBucket), DescribeTable (ResourceNotFoundException; its
+`Replicas` name the DR replicas) and, with `--delete-data`, GetParametersByPath of the hierarchies
+replctl writes. Where the table is gone from the instance's region, DescribeTable in each DR region
+of the environment's ExtraReplicaRegions finds a replica left behind (deleting a table leaves its
+replicas: see `decide.data_phases`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from replctl.config import Config, Environment
 from replctl.deploy.model import InstanceState
 from replctl.deploy.observe import describe_stack_set, instance_states, running_operations
 from replctl.destroy.decide import hierarchy, selected
-from replctl.destroy.model import AccountData, DestroyClients, Facts
+from replctl.destroy.model import AccountData, DestroyClients, Facts, TableState
 
 
 def fetch(config: Config, clients: DestroyClients, names: Sequence[str] = (), *, delete_data: bool = False) -> Facts:
@@ -51,15 +54,37 @@ def account_data(config: Config, clients: DestroyClients, env: Environment, acco
                  with_parameters: bool) -> AccountData:
     bucket, table = data_names(config, env.name, account)
     s3 = clients.observer("s3", account, region)
-    ddb = clients.observer("dynamodb", account, region)
     names: tuple[str, ...] = ()
     if with_parameters:
         ssm = clients.observer("ssm", account, region)
         upto = config.names[: config.names.index(env.name) + 1]
         names = tuple(n for e in upto for n in parameter_names(ssm, hierarchy(config, e)))
+    table_region, replicas = find_table(clients, account, table, [region, *dr_regions(config, env, region)])
     return AccountData(env.name, account, region, bucket, _exists(s3.get_bucket_versioning, ("NoSuchBucket", "404"),
-                       Bucket=bucket), table, _exists(ddb.describe_table, ("ResourceNotFoundException",),
-                       TableName=table), names)
+                       Bucket=bucket), table, table_region, replicas, names)
+
+
+def dr_regions(config: Config, env: Environment, region: str) -> list[str]:
+    """The environment's ExtraReplicaRegions (its override, else the estate's), without its own region."""
+    value = env.parameters.get("ExtraReplicaRegions", config.parameters.get("ExtraReplicaRegions", ""))
+    return [r.strip() for r in value.split(",") if r.strip() and r.strip() != region]
+
+
+def find_table(clients: DestroyClients, account: str, table: str,
+               regions: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The first of `regions` holding the table, and its replicas' regions; (None, ()) when none does.
+
+    The first region is the instance's: the other ones are read only when the table is gone there.
+    """
+    for region in regions:
+        try:
+            found = clients.observer("dynamodb", account, region).describe_table(TableName=table)["Table"]
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                continue
+            raise translate(exc) from exc
+        return region, tuple(r for r, _ in TableState.of(found, region).replicas)
+    return None, ()
 
 
 def _exists(call: Any, missing: tuple[str, ...], **kwargs: Any) -> bool:

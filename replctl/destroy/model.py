@@ -2,8 +2,9 @@
 
 StackSet steps are deploy's (`UpdateOverrides` to unwire an upstream environment,
 `DeleteInstances`, `DeleteStackSet`), applied by the same rollout machinery; the data steps
-(`EmptyBucket`, `DeleteTable`, `DeleteParameters`) exist only here. `decide` builds a
-`TeardownPlan`; `destroy --dry-run` and `destroy` show the same value.
+(`EmptyBucket`, `RemoveReplica`, `DeleteTable`, `DeleteParameters`) exist only here. `decide`
+builds a `TeardownPlan`; `destroy --dry-run` and `destroy` show the same value. `TableState` is
+what a DescribeTable of the metadata table says, as apply judges it while removing replicas.
 """
 
 from __future__ import annotations
@@ -60,8 +61,15 @@ class AccountData:
     bucket: str
     bucket_exists: bool
     table: str
-    table_exists: bool
+    # Where the table to remove is: this region, or, when it is gone here, the first DR region of
+    # ExtraReplicaRegions still holding a table of that name (a replica left behind); None: nowhere.
+    table_region: str | None
+    replicas: tuple[str, ...] = ()  # regions of the table's other replicas, as table_region's DescribeTable lists them
     parameters: tuple[str, ...] = ()  # names under the hierarchies replctl wrote here (read with --delete-data)
+
+    @property
+    def table_exists(self) -> bool:
+        return self.table_region is not None
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,33 @@ class Facts:
     instances: tuple[InstanceState, ...] = ()
     data: tuple[AccountData, ...] = ()
     running: tuple[str, ...] = ()
+
+
+#: TableStatus values that pass by themselves (DynamoDB API reference, TableDescription): "UPDATING -
+#: The table/index configuration is being updated", and so on. The others it lists
+#: (INACCESSIBLE_ENCRYPTION_CREDENTIALS, ARCHIVING, ARCHIVED, REPLICATION_NOT_AUTHORIZED) wait for
+#: someone to act, so a teardown stops on them instead of waiting.
+TABLE_SETTLING = frozenset({"CREATING", "UPDATING", "DELETING"})
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What DescribeTable says of the metadata table in the region it was asked in."""
+
+    status: str  # TableStatus
+    protected: bool  # DeletionProtectionEnabled
+    replicas: tuple[tuple[str, str], ...]  # (region, ReplicaStatus) of its replicas in other regions, sorted
+
+    @classmethod
+    def of(cls, table: dict[str, Any], region: str) -> TableState:
+        """From DescribeTable's `Table`. Whether `Replicas` lists the asked region too is not
+        documented, so it is dropped here either way."""
+        replicas = sorted((r["RegionName"], r.get("ReplicaStatus", "")) for r in table.get("Replicas") or []
+                          if r["RegionName"] != region)
+        return cls(table["TableStatus"], bool(table.get("DeletionProtectionEnabled", True)), tuple(replicas))
+
+    def replica_status(self, region: str) -> str | None:
+        return dict(self.replicas).get(region)
 
 
 # --------------------------------------------------------------------------- data steps
@@ -86,6 +121,18 @@ class EmptyBucket:
     account: str
     region: str
     bucket: str
+
+
+@dataclass(frozen=True)
+class RemoveReplica:
+    """Remove the table's replica in another region: UpdateTable with ReplicaUpdates Delete, sent to
+    the table's region, then wait until the replica is gone and the table ACTIVE again."""
+
+    environment: str
+    account: str
+    region: str  # where UpdateTable is sent (the table's region)
+    table: str
+    replica_region: str
 
 
 @dataclass(frozen=True)
@@ -110,7 +157,7 @@ class DeleteParameters:
     names: tuple[str, ...]
 
 
-DataStep = EmptyBucket | DeleteTable | DeleteParameters
+DataStep = EmptyBucket | RemoveReplica | DeleteTable | DeleteParameters
 TeardownStep = UpdateOverrides | DeleteInstances | DeleteStackSet | DataStep
 
 
@@ -119,6 +166,8 @@ def describe(step: TeardownStep) -> str:
     match step:
         case EmptyBucket(account=a, region=r, bucket=b):
             return f"empty s3://{b} (every version and delete marker) and delete it ({a} {r})"
+        case RemoveReplica(account=a, region=r, table=t, replica_region=rr):
+            return f"remove the replica of table {t} in {rr} (UpdateTable from {r}) ({a} {rr})"
         case DeleteTable(account=a, region=r, table=t):
             return f"turn off deletion protection of table {t} and delete it ({a} {r})"
         case DeleteParameters(account=a, region=r, hierarchies=h, names=n):
@@ -131,6 +180,8 @@ def api(step: TeardownStep) -> str:
     match step:
         case EmptyBucket():
             return "ListObjectVersions, DeleteObjects, DeleteBucket"
+        case RemoveReplica():
+            return "UpdateTable (ReplicaUpdates Delete), DescribeTable"
         case DeleteTable():
             return "UpdateTable, DeleteTable"
         case DeleteParameters():
@@ -155,7 +206,7 @@ class Retained:
     environment: str
     account: str
     region: str
-    kind: str  # "bucket" or "table"
+    kind: str  # "bucket", "table", or "replica" (the table's copy in a DR region)
     name: str
     remove: str
 

@@ -1,7 +1,10 @@
 """Fakes of what `destroy` touches in the target accounts: S3 buckets with versions and delete markers,
-the metadata table with deletion protection, and Parameter Store — each behaviour one the service's
-API reference documents, quoted where `destroy` depends on it. `Estate` wires them with the fake
-StackSet service into `DestroyClients`, recording which role each call ran as.
+the metadata table with deletion protection and DR replicas (global tables version 2019.11.21), and
+Parameter Store — each behaviour one the service's API reference documents, quoted where `destroy`
+depends on it; what AWS does not document (a Delete of a region that holds no replica, several
+replica updates in one call) raises `Undocumented`, so a test fails if `destroy` ever relies on it.
+`Estate` wires them with the fake StackSet service into `DestroyClients`, recording which role each
+call ran as.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ class Account:
     """One account-region's data."""
 
     buckets: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict)  # name -> (key, version, marker)
-    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"protected": bool, "status": str}
+    # name -> {"protected": bool, "status": str, "replicas": {region: ReplicaStatus} (the other regions),
+    #          "reads": DescribeTable reads an update takes (default 1), "busy": reads left of the pending
+    #          one, "then": what it does when done}
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,28 +77,83 @@ class FakeS3Data:
         return {}
 
 
-class FakeDynamoData:
-    def __init__(self, acct: Account, calls: list[tuple[str, str, str]], role: str) -> None:
-        self.acct, self.calls, self.role = acct, calls, role
+class Undocumented(NotImplementedError):
+    """A request whose answer AWS does not document: the fake will not make one up."""
 
-    def _table(self, api: str, name: str) -> dict[str, Any]:
-        self.calls.append((self.role, api, name))
+
+class FakeDynamoData:
+    """One account-region's DynamoDB, reaching the account's other regions for global-table replicas.
+
+    How long an update takes is not documented: the fake finishes it after `table["reads"]`
+    DescribeTable reads (1 by default). Whether DescribeTable's `Replicas` names the region asked
+    is not documented either: `Estate.lists_own_region` picks one answer, and tests run both.
+    """
+
+    def __init__(self, estate: Estate, account: str, region: str, role: str) -> None:
+        self.estate, self.account, self.region, self.role = estate, account, region, role
+        self.acct = estate.at(account, region)
+
+    def _table(self, api: str, name: str, **params: Any) -> dict[str, Any]:
+        self.estate.calls.append((self.role, api, name))
+        self.estate.requests.append((self.role, self.account, self.region, api, {"TableName": name, **params}))
         if name not in self.acct.tables:
             raise error("ResourceNotFoundException", "Requested resource not found", api)
         return self.acct.tables[name]
 
     def describe_table(self, TableName: str) -> dict[str, Any]:
         t = self._table("DescribeTable", TableName)
-        status = t["status"]
-        if status == "UPDATING":  # the update finishes by the next read (how long it takes is not documented)
-            t["status"] = "ACTIVE"
-        return {"Table": {"TableName": TableName, "TableStatus": status,
-                          "DeletionProtectionEnabled": t["protected"]}}
+        status, replicas = t["status"], dict(t.get("replicas", {}))
+        if status == "UPDATING":
+            t["busy"] = t.get("busy", 1) - 1
+            if t["busy"] <= 0:
+                t.pop("busy")
+                t["status"] = "ACTIVE"
+                t.pop("then", lambda: None)()
+        listed = [{"RegionName": r, "ReplicaStatus": st} for r, st in sorted(replicas.items())]
+        if replicas and self.estate.lists_own_region:
+            listed.append({"RegionName": self.region, "ReplicaStatus": "ACTIVE"})
+        # TableDescription: "Replicas: Represents replicas of the table" (absent on a regional table).
+        return {"Table": {"TableName": TableName, "TableStatus": status, "DeletionProtectionEnabled": t["protected"],
+                          **({"Replicas": listed} if listed else {})}}
 
-    def update_table(self, TableName: str, DeletionProtectionEnabled: bool) -> dict[str, Any]:
-        t = self._table("UpdateTable", TableName)
-        t["protected"], t["status"] = DeletionProtectionEnabled, "UPDATING"
+    def update_table(self, TableName: str, DeletionProtectionEnabled: bool | None = None,
+                     ReplicaUpdates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in (("DeletionProtectionEnabled", DeletionProtectionEnabled),
+                                    ("ReplicaUpdates", ReplicaUpdates)) if v is not None}
+        t = self._table("UpdateTable", TableName, **params)
+        if t["status"] != "ACTIVE":
+            # UpdateTable: "While it's UPDATING, you can't issue another UpdateTable request";
+            # ResourceInUseException: "You tried to update a resource that was already being updated."
+            raise error("ResourceInUseException", "Attempt to change a resource which is still in use", "UpdateTable")
+        if ReplicaUpdates is not None:
+            self._remove_replica(t, TableName, ReplicaUpdates)
+        if DeletionProtectionEnabled is not None:
+            t["protected"] = DeletionProtectionEnabled
+        # "UpdateTable is an asynchronous operation; while it's executing, the table status changes
+        # from ACTIVE to UPDATING."
+        t["status"], t["busy"] = "UPDATING", t.get("reads", 1)
         return {}
+
+    def _remove_replica(self, t: dict[str, Any], name: str, updates: list[dict[str, Any]]) -> None:
+        if len(updates) != 1 or set(updates[0]) != {"Delete"}:
+            raise Undocumented(f"ReplicaUpdates {updates}: the fake models one Delete a call")
+        region = updates[0]["Delete"]["RegionName"]
+        if region not in t.get("replicas", {}):
+            raise Undocumented(f"a Delete of {region}, which holds no replica of {name}")
+        # ReplicaDescription, ReplicaStatus: "DELETING - The replica is being deleted."
+        t["replicas"][region] = "DELETING"
+
+        def done() -> None:
+            # ReplicationGroupUpdate: "An existing replica to be deleted. The request invokes the
+            # DeleteTableReplica action in the destination Region, deleting the replica and all if its
+            # items in the destination Region."
+            del t["replicas"][region]
+            there = self.estate.at(self.account, region).tables
+            there.pop(name, None)
+            for other in t["replicas"]:
+                self.estate.at(self.account, other).tables[name].get("replicas", {}).pop(region, None)
+
+        t["then"] = done
 
     def delete_table(self, TableName: str) -> dict[str, Any]:
         t = self._table("DeleteTable", TableName)
@@ -106,6 +167,11 @@ class FakeDynamoData:
             # UPDATING states, then DynamoDB returns a ResourceInUseException."
             raise error("ResourceInUseException", "table is being updated", "DeleteTable")
         del self.acct.tables[TableName]
+        # Global tables FAQ: "You can delete a replica table the same way you would delete any other
+        # table. Deleting the global table stops replication to that Region and deletes the table copy
+        # kept in that Region": the other replicas stay, replicating among themselves.
+        for other in t.get("replicas", {}):
+            self.estate.at(self.account, other).tables[TableName].get("replicas", {}).pop(self.region, None)
         return {}
 
 
@@ -142,17 +208,34 @@ class Estate:
     world: World = field(default_factory=World)
     accounts: dict[tuple[str, str], Account] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (role, API, resource)
+    # DynamoDB calls with their parameters, for the permission proof: (role, account, region, API, params)
+    requests: list[tuple[str, str, str, str, dict[str, Any]]] = field(default_factory=list)
+    lists_own_region: bool = False  # whether DescribeTable's Replicas names the region asked (undocumented)
 
     def at(self, account: str, region: str = "us-east-1") -> Account:
         return self.accounts.setdefault((account, region), Account())
 
     def clients(self) -> DestroyClients:
-        kinds = {"s3": FakeS3Data, "dynamodb": FakeDynamoData, "ssm": FakeSsmData}
+        kinds = {"s3": FakeS3Data, "ssm": FakeSsmData}
 
         def as_role(role: str) -> Any:
-            return lambda service, account, region: kinds[service](self.at(account, region), self.calls, role)
+            def client(service: str, account: str, region: str) -> Any:
+                if service == "dynamodb":
+                    return FakeDynamoData(self, account, region, role)
+                return kinds[service](self.at(account, region), self.calls, role)
+            return client
 
         return DestroyClients(self.world.clients(), as_role("observer"), as_role("remover"))
+
+    def global_table(self, account: str, home: str, name: str, replicas: tuple[str, ...],
+                     protected: bool = True) -> None:
+        """A table in `home` with replicas in `replicas`: DR copies without deletion protection, as
+        cfn/replication.yaml makes them."""
+        everywhere = (home, *replicas)
+        for region in everywhere:
+            self.at(account, region).tables[name] = {
+                "protected": protected if region == home else False, "status": "ACTIVE",
+                "replicas": {r: "ACTIVE" for r in everywhere if r != region}}
 
     def mutating_calls(self) -> list[str]:
         data = [api for _, api, _ in self.calls if not api.startswith(("Get", "Describe", "List"))]

@@ -122,3 +122,32 @@ def test_a_failed_delete_is_exit_6_with_the_accounts_reason_in_json(cli: Cli) ->
 def test_unknown_environment_is_a_usage_error(cli: Cli) -> None:
     result = cli("destroy", "--env", "qa")
     assert result.exit_code == 2 and "unknown environment(s) qa" in result.stderr
+
+
+def test_a_dry_run_lists_the_replicas_delete_data_removes_and_makes_no_mutating_call(cli: Cli) -> None:
+    cli.t.estate.global_table(PROD, REGION, "replctl-metadata", ("us-west-2", "eu-west-1"))
+    before = cli.t.estate.mutating_calls()
+    result = cli("destroy", "--delete-data", "--env", "prod", "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    for region in ("eu-west-1", "us-west-2"):
+        assert (f"remove the replica of table replctl-metadata in {region} (UpdateTable from us-east-1) "
+                f"({PROD} {region})") in out
+    assert out.index("in us-west-2 (UpdateTable") < out.index("turn off deletion protection of table replctl-metadata")
+    report = json.loads(cli("-o", "json", "destroy", "--delete-data", "--env", "prod", "--dry-run").stdout)
+    steps = [s for p in report["plan"]["phases"] for s in p["steps"] if s["step"] == "RemoveReplica"]
+    assert [(s["region"], s["replica_region"]) for s in steps] == [(REGION, "eu-west-1"), (REGION, "us-west-2")]
+    assert cli.t.estate.mutating_calls() == before
+    assert cli.t.estate.at(PROD, "us-west-2").tables and cli.t.estate.at(PROD, "eu-west-1").tables
+
+
+def test_a_data_keeping_destroy_lists_the_replicas_with_the_command_that_removes_them(cli: Cli) -> None:
+    cli.t.estate.global_table(PROD, REGION, "replctl-metadata", ("us-west-2",))
+    result = cli("-o", "json", "destroy", "--yes", "--env", "prod")
+    assert result.exit_code == 0, result.output
+    retained = json.loads(result.stdout)["plan"]["retained"]
+    assert {"environment": "prod", "account": PROD, "region": "us-west-2", "kind": "replica",
+            "name": "replctl-metadata", "remove": "replctl destroy --env prod --delete-data"} in retained
+    assert cli.t.estate.at(PROD, "us-west-2").tables  # kept
+    text = flat(cli("destroy", "--dry-run").stdout)
+    assert "us-west-2" in text and "replica" in text
