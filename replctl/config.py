@@ -241,6 +241,12 @@ class Config:
                 return env
         return None
 
+    def replica_regions(self, env: Environment, region: str) -> list[str]:
+        """The DR regions of `env`'s metadata table (its ExtraReplicaRegions override, else the
+        estate's), without `region`, where the instance itself runs."""
+        value = env.parameters.get("ExtraReplicaRegions", self.parameters.get("ExtraReplicaRegions", ""))
+        return [r.strip() for r in value.split(",") if r.strip() and r.strip() != region]
+
     @property
     def regions(self) -> tuple[str, ...]:
         """Every region any environment runs in, in first-seen order."""

@@ -38,9 +38,10 @@ def observe(config: Config, clients: Clients, template: Template, artifacts: Seq
 
 
 def retained_data(config: Config, clients: Clients, present: set[tuple[str, str]]) -> tuple[tuple[str, str, str, str, str], ...]:
-    """The bucket and table a data-retaining `destroy` left where an instance is missing (the stack
-    would fail creating them: names are fixed). Read through the observer role: GetBucketVersioning
-    (NoSuchBucket when gone) and DescribeTable (ResourceNotFoundException)."""
+    """The bucket, table and table replicas a data-retaining `destroy` left where an instance is
+    missing (the stack would fail creating them: names are fixed). Read through the observer role:
+    GetBucketVersioning (NoSuchBucket when gone) and DescribeTable (ResourceNotFoundException) in the
+    instance's region and in each of the environment's DR regions."""
     from replctl.aws import error_code, translate
 
     if clients.observer is None:
@@ -55,14 +56,17 @@ def retained_data(config: Config, clients: Clients, present: set[tuple[str, str]
             bucket = f"{prefix}-{env.name}-{account}"
             reads = (("bucket", bucket, "s3", "get_bucket_versioning", {"Bucket": bucket}, ("NoSuchBucket", "404")),
                      ("table", table, "dynamodb", "describe_table", {"TableName": table}, ("ResourceNotFoundException",)))
-            for kind, name, service, method, kwargs, missing in reads:
+            # A DR replica a deleted table left behind would fail the global table's creation too.
+            replicas = tuple((r, "replica", table, "dynamodb", "describe_table", {"TableName": table},
+                              ("ResourceNotFoundException",)) for r in config.replica_regions(env, region))
+            for where, kind, name, service, method, kwargs, missing in tuple((region, *read) for read in reads) + replicas:
                 try:
-                    getattr(clients.observer(service, account, region), method)(**kwargs)
+                    getattr(clients.observer(service, account, where), method)(**kwargs)
                 except Exception as exc:
                     if error_code(exc) in missing:
                         continue
                     raise translate(exc) from exc
-                found.append((env.name, account, region, kind, name))
+                found.append((env.name, account, where, kind, name))
     return tuple(found)
 
 

@@ -59,15 +59,9 @@ def account_data(config: Config, clients: DestroyClients, env: Environment, acco
         ssm = clients.observer("ssm", account, region)
         upto = config.names[: config.names.index(env.name) + 1]
         names = tuple(n for e in upto for n in parameter_names(ssm, hierarchy(config, e)))
-    table_region, replicas = find_table(clients, account, table, [region, *dr_regions(config, env, region)])
+    table_region, replicas = find_table(clients, account, table, [region, *config.replica_regions(env, region)])
     return AccountData(env.name, account, region, bucket, _exists(s3.get_bucket_versioning, ("NoSuchBucket", "404"),
                        Bucket=bucket), table, table_region, replicas, names)
-
-
-def dr_regions(config: Config, env: Environment, region: str) -> list[str]:
-    """The environment's ExtraReplicaRegions (its override, else the estate's), without its own region."""
-    value = env.parameters.get("ExtraReplicaRegions", config.parameters.get("ExtraReplicaRegions", ""))
-    return [r.strip() for r in value.split(",") if r.strip() and r.strip() != region]
 
 
 def find_table(clients: DestroyClients, account: str, table: str,
