@@ -103,3 +103,12 @@ def test_a_cross_account_trust_needs_its_conditions() -> None:
     agent = "arn:aws:iam::222222222222:role/replctl/agent"
     assert cross_account_trust(request("sts:AssumeRole", agent, **{"sts:ExternalId": "e"}), trust).allowed
     assert not cross_account_trust(request("sts:AssumeRole", agent), trust).allowed
+
+
+def test_a_kms_key_without_a_known_key_policy_is_never_allowed_by_iam_alone() -> None:
+    """"Every KMS key must have exactly one key policy ... Without permission from the key policy, IAM
+    policies that allow permissions have no effect" (KMS Developer Guide, "Key policies in AWS KMS")."""
+    ask = request("kms:DescribeKey", KEY)
+    assert not decide(ask, [policy(allow("kms:DescribeKey", KEY))]).allowed
+    alias = "arn:aws:kms:us-east-1:111111111111:alias/a"  # an alias has no key policy: IAM alone decides
+    assert decide(request("kms:CreateAlias", alias), [policy(allow("kms:CreateAlias", alias))]).allowed
