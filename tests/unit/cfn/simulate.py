@@ -54,11 +54,12 @@ class Batch:
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     simulations: list[dict[str, Any]] = field(default_factory=list)
     index_of: list[int] = field(default_factory=list)
+    dedupe: bool = True  # False only to measure the simulator on every question (bench/)
     _seen: dict[str, int] = field(default_factory=dict)
 
     def add(self, question: Question, expect: bool | None) -> None:
         simulation = _simulation(question, self.policies)
-        key = json.dumps(simulation, sort_keys=True)
+        key = json.dumps(simulation, sort_keys=True) if self.dedupe else str(len(self.simulations))
         if key not in self._seen:
             self._seen[key] = len(self.simulations)
             self.simulations.append({**simulation, "expect": expect})
