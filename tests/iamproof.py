@@ -160,12 +160,13 @@ class Request:
     def value(self, key: str) -> tuple[str, ...] | None:
         """The context values of `key` (case-insensitive key names), None when absent."""
         lowered = key.lower()
-        for name, value in self._full_context().items():
+        for name, value in self.full_context().items():
             if name.lower() == lowered:
                 return value if isinstance(value, tuple) else (value,)
         return None
 
-    def _full_context(self) -> dict[str, ContextValue]:
+    def full_context(self) -> dict[str, ContextValue]:
+        """The request context as IAM sees it: the keys every role session carries, then `context`."""
         # Present in every request a role session makes (IAM User Guide, global condition keys).
         base: dict[str, ContextValue] = {"aws:PrincipalArn": self.principal, "aws:PrincipalAccount": self.account,
                                          "aws:PrincipalType": "AssumedRole", "aws:SecureTransport": "true"}

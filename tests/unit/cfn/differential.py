@@ -51,7 +51,7 @@ def _describe(question: Question, ours: Decision, theirs: simulate.Answer) -> st
     r = question.request
     lines = [f"{r.why}: {r.action} on {r.resource} as {r.principal} (resource account "
              f"{simulate.resource_account(question)})",
-             f"  context: {json.dumps(dict(r._full_context()), default=list, sort_keys=True)}",  # noqa: SLF001
+             f"  context: {json.dumps(dict(r.full_context()), default=list, sort_keys=True)}",
              f"  the proof: {'Allowed' if ours.allowed else 'Denied'} — {ours.reason}",
              f"  iam-simulate: {theirs.result}"]
     if theirs.ignored_context_keys:

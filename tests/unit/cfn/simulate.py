@@ -25,9 +25,10 @@ from tests.iamproof import Policy, Question
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 SCRIPT = TOOLS / "iam_simulate.mjs"
 
-#: The proof's policy kinds as the simulator's: a KMS key policy is the key's resource policy, and a
-#: role's trust policy is the role's resource policy for sts:AssumeRole (IAM User Guide, "Policy
-#: evaluation logic": "Resource-based policies ... Trust policies are resource-based policies").
+#: The proof's policy kinds as the simulator's: "A key policy is a resource policy for an AWS KMS
+#: key" (KMS Developer Guide, "Key policies in AWS KMS"); "A role trust policy is a required
+#: resource-based policy that is attached to a role in IAM" (IAM User Guide, "Roles terms and
+#: concepts"), validated by the simulator's trust-policy rules (no Resource element).
 _KINDS = {"identity": "identity", "boundary": "boundary", "resource": "resource", "key": "resource",
           "trust": "trust"}
 
@@ -55,7 +56,7 @@ class Batch:
     simulations: list[dict[str, Any]] = field(default_factory=list)
     index_of: list[int] = field(default_factory=list)
     dedupe: bool = True  # False only to measure the simulator on every question (bench/)
-    _seen: dict[str, int] = field(default_factory=dict)
+    _seen: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, question: Question, expect: bool | None) -> None:
         simulation = _simulation(question, self.policies)
@@ -87,7 +88,7 @@ def _simulation(question: Question, table: dict[str, dict[str, Any]]) -> dict[st
     resource_policy = question.trust or question.key_policy or question.resource_policy
     if sum(p is not None for p in (question.trust, question.key_policy, question.resource_policy)) > 1:
         raise ValueError(f"{request.why}: more than one resource policy for one request")
-    context = {k: list(v) if isinstance(v, tuple) else v for k, v in request._full_context().items()}  # noqa: SLF001
+    context = {k: list(v) if isinstance(v, tuple) else v for k, v in request.full_context().items()}
     return {
         "identity": [_policy_id(p, table) for p in question.identity],
         "boundary": [_policy_id(p, table) for p in question.boundary] or None,
