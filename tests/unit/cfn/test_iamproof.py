@@ -51,7 +51,9 @@ def test_a_statement_on_an_arn_does_not_match_a_request_on_star() -> None:
     ("StringEqualsIfExists", True), ("ForAllValues:StringLike", True), ("ForAnyValue:StringLike", False),
 ])
 def test_a_condition_on_a_key_the_request_lacks(operator: str, allowed: bool) -> None:
-    statement = allow(Condition={operator: {"dynamodb:LeadingKeys": "x*"}})
+    # The set operators on a multivalued key, the others on a single-valued one (the only documented uses).
+    key = "dynamodb:LeadingKeys" if operator.startswith("For") else "dynamodb:Select"
+    statement = allow(Condition={operator: {key: "x*"}})
     assert decide(request(), [policy(statement)]).allowed is allowed
 
 
@@ -103,3 +105,25 @@ def test_a_cross_account_trust_needs_its_conditions() -> None:
     agent = "arn:aws:iam::222222222222:role/replctl/agent"
     assert cross_account_trust(request("sts:AssumeRole", agent, **{"sts:ExternalId": "e"}), trust).allowed
     assert not cross_account_trust(request("sts:AssumeRole", agent), trust).allowed
+
+
+def test_a_kms_key_without_a_known_key_policy_is_never_allowed_by_iam_alone() -> None:
+    """"Every KMS key must have exactly one key policy ... Without permission from the key policy, IAM
+    policies that allow permissions have no effect" (KMS Developer Guide, "Key policies in AWS KMS")."""
+    ask = request("kms:DescribeKey", KEY)
+    assert not decide(ask, [policy(allow("kms:DescribeKey", KEY))]).allowed
+    alias = "arn:aws:kms:us-east-1:111111111111:alias/a"  # an alias has no key policy: IAM alone decides
+    assert decide(request("kms:CreateAlias", alias), [policy(allow("kms:CreateAlias", alias))]).allowed
+
+
+def test_a_multivalued_key_without_a_set_operator_is_refused_not_guessed() -> None:
+    """"Multivalued context keys require a condition set operator" (IAM User Guide): the shape the
+    stream processor's events:source grant once had, which the evaluator used to allow."""
+    bus = "arn:aws:events:us-east-1:111111111111:event-bus/default"
+    ask = request("events:PutEvents", bus, **{"events:source": "replctl.metadata"})
+    single = allow("events:PutEvents", bus, Condition={"StringEquals": {"events:source": "replctl.metadata"}})
+    with pytest.raises(ValueError, match="multivalued events:source"):
+        decide(ask, [policy(single)])
+    with_set = allow("events:PutEvents", bus, Condition={"ForAllValues:StringEquals": {"events:source": "replctl.metadata"},
+                                                         "Null": {"events:source": "false"}})
+    assert decide(ask, [policy(with_set)]).allowed

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests import cfnkit, permproof
-from tests.iamproof import Request, decide, is_action
+from tests.iamproof import Question, Request, answer, is_action
 
 ACCOUNTS, ADMIN = cfnkit.ACCOUNTS, cfnkit.ADMIN
 
@@ -170,22 +170,31 @@ def _requests(rendered: cfnkit.Rendered, logical: str, rtype: str, phase: str, p
     return found
 
 
-def prove(replication: dict[str, Any], bootstrap: dict[str, Any]) -> Outcome:
-    """Evaluate every handler request of every scenario; collect denials and unresolved permissions."""
-    outcome = Outcome()
+def questions(replication: dict[str, Any], bootstrap: dict[str, Any],
+              outcome: Outcome) -> Iterator[tuple[str, Question]]:
+    """(scenario, question) for every handler request of every scenario, as the execution role; the
+    exclusions used and the permissions that could not be placed are noted in `outcome`."""
     for scenario, params in scenarios():
         account = ACCOUNTS[params["Environment"]]
         rendered = cfnkit.render(replication, params, account)
-        identity = permproof.execution_policies(cfnkit.render(bootstrap, {"AdminAccountId": ADMIN}, account))
+        identity = tuple(permproof.execution_policies(cfnkit.render(bootstrap, {"AdminAccountId": ADMIN}, account)))
         keys = permproof.key_policies(rendered, account)
         for logical, res in rendered.resources.items():
             for phase, permission in permproof.permissions(res["Type"]):
                 for request in _requests(rendered, logical, res["Type"], phase, permission, account, outcome):
-                    outcome.checked += 1
-                    decision = decide(request, identity, key_policy=keys.get(request.resource))
-                    if not decision.allowed:
-                        outcome.denied.append(f"[{scenario}] {request.why}: {request.action} on {request.resource}: "
-                                              f"{decision.reason}")
+                    yield scenario, Question(request, identity, key_policy=keys.get(request.resource))
+
+
+def prove(replication: dict[str, Any], bootstrap: dict[str, Any]) -> Outcome:
+    """Evaluate every handler request of every scenario; collect denials and unresolved permissions."""
+    outcome = Outcome()
+    for scenario, question in questions(replication, bootstrap, outcome):
+        outcome.checked += 1
+        decision = answer(question)
+        if not decision.allowed:
+            request = question.request
+            outcome.denied.append(f"[{scenario}] {request.why}: {request.action} on {request.resource}: "
+                                  f"{decision.reason}")
     return outcome
 
 
