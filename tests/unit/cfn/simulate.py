@@ -98,17 +98,16 @@ def _simulation(question: Question, table: dict[str, dict[str, Any]]) -> dict[st
     }
 
 
-def available() -> str | None:
-    """Why the simulator cannot run here (None: it can)."""
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not (TOOLS / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir():
-        return "tests/tools/node_modules is not installed (make venv runs npm ci --prefix tests/tools)"
-    return None
+def require() -> None:
+    """Fail (never skip: `make test` installs the node tools) when the simulator cannot run here."""
+    assert shutil.which("node"), "node is needed to run iam-simulate"
+    assert (TOOLS / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir(), (
+        "iam-simulate is not installed: run `make venv` (npm ci --prefix tests/tools)")
 
 
 def run(batch: Batch) -> list[Answer]:
     """The simulator's answer to each distinct simulation of `batch`, in one node process."""
+    require()
     payload = json.dumps({"policies": batch.policies, "simulations": batch.simulations})
     done = subprocess.run(["node", str(SCRIPT)], input=payload, capture_output=True, text=True, check=False,
                           timeout=600)

@@ -22,10 +22,9 @@ import pytest
 
 from tests import cfnkit
 from tests.iamproof import Decision, Question
-from tests.unit.cfn import proof_collector, simulate
+from tests.unit.cfn import proof_collector
 from tests.unit.cfn.differential import compare
 
-pytestmark = pytest.mark.skipif(simulate.available() is not None, reason=str(simulate.available()))
 
 #: The functional tests whose recorded calls the call proof's cross-check asks about: chosen for
 #: the most distinct questions per second (together 507 of the 579 distinct questions the functional

@@ -29,7 +29,6 @@ from tests.unit.cfn import simulate
 from tests.unit.cfn import test_permission_proof as handler_proof
 from tests.unit.cfn.differential import DEVIATIONS, compare
 
-pytestmark = pytest.mark.skipif(simulate.available() is not None, reason=str(simulate.available()))
 
 
 def decided(questions: Iterator[tuple[str, Question]]) -> list[tuple[Question, Decision]]:
