@@ -212,6 +212,11 @@ def run(repo: Path, workdir: Path) -> Section:
         "sqs:GetQueueUrl: a deploy that waits looks for the StackSet event queue once, at its first wait; this "
         "estate has no administration bootstrap, so it is not there and the waits poll (section 3 measures "
         "waiting by event). A deploy that waits on nothing never looks.")
+    section.notes.append(
+        "s3:GetBucketVersioning, dynamodb:DescribeTable (first rollout): before creating an instance, the plan "
+        "looks through the observer role for a bucket and table a data-retaining `replctl destroy` left under "
+        "the same fixed names (one of each per instance to create, plus a DescribeTable per DR region), and "
+        "refuses rather than fail half-way (docs/destroy.md). Where every instance exists it reads nothing.")
     return section
 
 
