@@ -9,7 +9,6 @@ provides are exercised for bash, zsh and fish, through the console script as a s
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,7 +121,6 @@ def test_completion_answers_commands_and_options(shell: str, env: dict[str, str]
     assert expected in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_show_and_install_completion_in_bash(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "PATH": f"{REPLCTL.parent}:/usr/bin:/bin"}
     shown = subprocess.run(["bash", "-c", "replctl --show-completion"], env=env, capture_output=True, text=True,

@@ -77,7 +77,7 @@ class FakeS3Data:
         return {}
 
 
-class Undocumented(NotImplementedError):
+class Undocumented(AssertionError):
     """A request whose answer AWS does not document: the fake will not make one up."""
 
 
