@@ -22,8 +22,10 @@ $(TOOLS_STAMP): $(TOOLS)/package-lock.json
 
 venv: $(STAMP) $(TOOLS_STAMP)
 
+# Three workers on two cores: the slowest tests spend much of their time waiting on a process of their
+# own (the sandbox's emulator, node, pip building the wheel), and a third worker fills those waits.
 test: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(BIN)/python -m pytest -n 3 --dist loadfile -q
 
 # The template gate and the import rules on their own (make test runs the same checks as tests).
 lint: $(STAMP)

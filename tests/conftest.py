@@ -38,7 +38,7 @@ for _name in _UNSET:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, so the two workers of `make test` finish together instead of one waiting on
+    """Slow tests first, so the workers of `make test` finish together instead of one waiting on
     a sandbox test picked up last; integration tests touch a real AWS account: they run only with
     REPLCTL_INTEGRATION=1."""
     items.sort(key=lambda item: "slow" not in item.keywords)  # stable: files keep their order
