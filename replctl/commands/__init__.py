@@ -8,6 +8,8 @@ propagate to the one catch site in `replctl.cli`. typer lives here and in `replc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -55,6 +57,26 @@ def result_document(result: str, plan: Any, log: Any = None, error: Any = None) 
     if error is not None:
         out["error"] = {"message": error.message, "hint": error.hint, "exit_code": int(error.exit_code)}
     return out
+
+
+@contextmanager
+def applying(output: Any, plan: Any, log: Any, reporter: Any) -> Iterator[None]:
+    """Around a plan's apply (deploy, destroy): with `-o json` a failure or Ctrl-C still prints the
+    result document with what was done so far; the progress reporter is closed either way."""
+    from replctl.errors import ReplctlError
+
+    try:
+        yield
+    except ReplctlError as exc:
+        if output.json:
+            output.emit_json(result_document("failed", plan, log, exc))
+        raise
+    except KeyboardInterrupt:
+        if output.json:
+            output.emit_json(result_document("interrupted", plan, log))
+        raise
+    finally:
+        reporter.close()
 
 
 def state(ctx: typer.Context) -> State:

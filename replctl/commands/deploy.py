@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from replctl.commands import Command, command_app, result_document, state
-from replctl.errors import Aborted, ExitCode, ReplctlError
+from replctl.commands import Command, applying, command_app, result_document, state
+from replctl.errors import Aborted, ExitCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from replctl.cli import State
@@ -151,18 +151,8 @@ def deploy_cmd(
     if not st.output.json:
         _show(st.output, plan, "plan")
     _confirm(st, plan, yes)
-    try:
+    with applying(st.output, plan, log, reporter):
         apply(plan, config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
-    except ReplctlError as exc:
-        if st.output.json:
-            st.output.emit_json(result_document("failed", plan, log, exc))
-        raise
-    except KeyboardInterrupt:
-        if st.output.json:
-            st.output.emit_json(result_document("interrupted", plan, log))
-        raise
-    finally:
-        reporter.close()
     if st.output.json:
         st.output.emit_json(result_document("succeeded", plan, log))
     else:

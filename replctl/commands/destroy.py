@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from replctl.commands import Command, command_app, result_document, state
-from replctl.errors import Aborted, Refused, ReplctlError
+from replctl.commands import Command, applying, command_app, result_document, state
+from replctl.errors import Aborted, Refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from replctl.cli import State
@@ -99,18 +99,8 @@ def destroy_cmd(
     if not st.output.json:
         _show(st.output, plan, "plan")
     _confirm(config, plan, names, yes)
-    try:
+    with applying(st.output, plan, log, reporter):
         apply(plan, config, rt.clients, reporter=reporter, sleep=rt.sleep, clock=rt.clock, log=log)
-    except ReplctlError as exc:
-        if st.output.json:
-            st.output.emit_json(result_document("failed", plan, log, exc))
-        raise
-    except KeyboardInterrupt:
-        if st.output.json:
-            st.output.emit_json(result_document("interrupted", plan, log))
-        raise
-    finally:
-        reporter.close()
     _show(st.output, plan, "succeeded", log)
 
 
